@@ -1,0 +1,425 @@
+"""Layers with hand-written backward passes: the building blocks of a Transformer.
+
+Shapes (see attnkit.functional for the names): B batch, T sequence length, d_model model width,
+h heads, d_k = d_model / h head size, d_ff feed-forward width, V vocabulary size.
+
+Every layer is a Module:
+  - ``forward(...)`` computes the output and keeps in ``self.cache`` what ``backward`` needs
+    (one cache: call backward after the forward it belongs to);
+  - ``backward(dout)`` returns the gradient with respect to the input(s) and *adds* (+=) the
+    parameter gradients into ``self.grads``, so a weight used twice gets both contributions;
+    ``zero_grad()`` clears them;
+  - ``params`` and ``grads`` are dicts with the same keys; ``parameters()`` lists
+    (param, grad) pairs of this module and its children, which optimizers update in place;
+  - ``train()`` / ``eval()`` switch dropout on and off.
+Weights multiply from the right, ``x @ W`` with W of shape (d_in, d_out). Layers are created
+in float32 by default (pass dtype=np.float64 for gradient checks); outputs keep the dtype of
+the parameters and inputs.
+"""
+import numpy as np
+
+from .functional import attention_backward, attention_forward, require_float
+
+__all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
+
+
+def _rng(rng=None, seed=None):
+    """A numpy Generator from an existing one, a seed, or (neither given) seed 0 for reproducibility."""
+    if rng is not None:
+        return rng
+    return np.random.default_rng(0 if seed is None else seed)
+
+
+def xavier_uniform(rng, d_in, d_out, dtype):
+    """Glorot/Xavier uniform init, U(-a, a) with a = sqrt(6 / (d_in + d_out)).
+
+    It keeps the variance of activations and gradients roughly constant across layers.
+    Unscaled N(0, 1) weights, as in many copied snippets, make q.k scores of size ~d_model,
+    which saturate the softmax into one-hot weights with vanishing gradients.
+    """
+    a = np.sqrt(6.0 / (d_in + d_out))
+    return rng.uniform(-a, a, size=(d_in, d_out)).astype(dtype)
+
+
+class Module:
+    """Base class: parameters, their gradients, child modules and the train/eval switch."""
+
+    def __init__(self):
+        self.params = {}
+        self.grads = {}
+        self.training = True
+        self.cache = None
+
+    def add_param(self, name, value):
+        self.params[name] = value
+        self.grads[name] = np.zeros_like(value)
+        return value
+
+    def children(self):
+        """(name, module) for every direct child module (attributes and ModuleList items)."""
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def named_parameters(self, prefix=""):
+        """(dotted name, param, grad) for this module and its children, each array once."""
+        seen = set()
+        for name, p in self.params.items():
+            if id(p) not in seen:
+                seen.add(id(p))
+                yield prefix + name, p, self.grads[name]
+        for cname, child in self.children():
+            for name, p, g in child.named_parameters(f"{prefix}{cname}."):
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    yield name, p, g
+
+    def parameters(self):
+        """List of (param, grad) pairs: optimizers update param in place from grad."""
+        return [(p, g) for _, p, g in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(p.size for p, _ in self.parameters())
+
+    def zero_grad(self):
+        for _, g in self.parameters():
+            g.fill(0)
+
+    def train(self, mode=True):
+        self.training = mode
+        for _, child in self.children():
+            child.train(mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def state_dict(self):
+        """{dotted name: copy of the parameter}."""
+        return {name: p.copy() for name, p, _ in self.named_parameters()}
+
+    def load_state_dict(self, state):
+        """Copy arrays into the parameters in place; a missing, extra or mis-shaped entry raises ValueError."""
+        own = {name: p for name, p, _ in self.named_parameters()}
+        missing = sorted(set(own) - set(state))
+        extra = sorted(set(state) - set(own))
+        if missing or extra:
+            raise ValueError(f"state does not match the model: missing {missing}, unexpected {extra}")
+        for name, p in own.items():
+            value = np.asarray(state[name])
+            if value.shape != p.shape:
+                raise ValueError(
+                    f"parameter '{name}' has shape {p.shape} in the model but {value.shape} in the state: "
+                    "was it saved from a model with another configuration?")
+            p[...] = value
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
+class ModuleList(Module):
+    """An ordered list of modules whose parameters are found by their parent."""
+
+    def __init__(self, modules):
+        super().__init__()
+        self.items = list(modules)
+
+    def children(self):
+        for i, m in enumerate(self.items):
+            yield str(i), m
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+    def __len__(self):
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+
+class Linear(Module):
+    """Affine map y = x @ W + b applied to the last axis."""
+
+    def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.d_in, self.d_out = d_in, d_out
+        self.add_param("W", xavier_uniform(rng, d_in, d_out, dtype))   # (d_in, d_out)
+        if bias:
+            self.add_param("b", np.zeros(d_out, dtype=dtype))           # (d_out,)
+
+    def forward(self, x):
+        """x: (..., d_in) -> (..., d_out)."""
+        x = require_float(x, "x")
+        if x.shape[-1] != self.d_in:
+            raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape {x.shape}")
+        self.cache = x
+        out = x @ self.params["W"]                                      # (..., d_out)
+        if "b" in self.params:
+            out += self.params["b"]
+        return out
+
+    def backward(self, dout):
+        """dout: (..., d_out) -> dx (..., d_in)."""
+        x = self.cache
+        x2, d2 = x.reshape(-1, self.d_in), dout.reshape(-1, self.d_out)  # (N, d_in), (N, d_out)
+        self.grads["W"] += x2.T @ d2                                      # (d_in, d_out)
+        if "b" in self.params:
+            self.grads["b"] += d2.sum(axis=0)                             # (d_out,)
+        return dout @ self.params["W"].T                                  # (..., d_in)
+
+
+class Embedding(Module):
+    """Lookup table: integer token ids -> d_model vectors, W of shape (V, d_model), init N(0, 1/d_model)."""
+
+    def __init__(self, vocab_size, d_model, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.vocab_size, self.d_model = vocab_size, d_model
+        self.add_param("W", (rng.standard_normal((vocab_size, d_model)) / np.sqrt(d_model)).astype(dtype))
+
+    def forward(self, ids):
+        """ids: (B, T) integers in [0, V) -> (B, T, d_model)."""
+        ids = np.asarray(ids)
+        if not np.issubdtype(ids.dtype, np.integer):
+            raise TypeError(f"Embedding needs integer token ids, got dtype {ids.dtype}")
+        if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
+            bad = ids[(ids < 0) | (ids >= self.vocab_size)]
+            raise ValueError(
+                f"token ids must lie in [0, {self.vocab_size}) (the vocabulary size); found {bad[:5].tolist()}")
+        self.cache = ids
+        return self.params["W"][ids]                                      # (B, T, d_model)
+
+    def backward(self, dout):
+        """Accumulate dW; token ids have no gradient, so this returns None."""
+        ids = self.cache
+        np.add.at(self.grads["W"], ids.reshape(-1), dout.reshape(-1, self.d_model))
+        return None
+
+
+def sinusoidal_table(max_len, d_model, dtype=np.float64):
+    """PE[pos, 2i] = sin(pos / 10000^(2i/d_model)), PE[pos, 2i+1] = cos(...); shape (max_len, d_model)."""
+    pos = np.arange(max_len)[:, None]                                     # (max_len, 1)
+    i2 = np.arange(0, d_model, 2)[None, :]                                # (1, ceil(d_model/2))
+    angle = pos / np.power(10000.0, i2 / d_model)                         # (max_len, ceil(d_model/2))
+    pe = np.zeros((max_len, d_model))
+    pe[:, 0::2] = np.sin(angle)
+    pe[:, 1::2] = np.cos(angle[:, : d_model // 2])
+    return pe.astype(dtype)
+
+
+class SinusoidalPositionalEncoding(Module):
+    """Adds the fixed sinusoidal position table of "Attention Is All You Need" to its input."""
+
+    def __init__(self, max_len, d_model, dtype=np.float32):
+        super().__init__()
+        self.max_len, self.d_model = max_len, d_model
+        self.table = sinusoidal_table(max_len, d_model, dtype)            # (max_len, d_model), not learned
+
+    def forward(self, x, offset=0):
+        """x: (B, T, d_model) -> x + PE[offset : offset + T]. `offset` serves incremental decoding."""
+        x = require_float(x, "x")
+        T = x.shape[-2]
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"expected last dimension d_model={self.d_model}, got shape {x.shape}")
+        if offset + T > self.max_len:
+            raise ValueError(f"sequence of length {T} at offset {offset} exceeds max_len={self.max_len}; "
+                             "build the encoding with a larger max_len")
+        return x + self.table[offset:offset + T].astype(x.dtype, copy=False)
+
+    def backward(self, dout):
+        return dout
+
+
+class LayerNorm(Module):
+    """Normalizes each vector over its last axis to zero mean and unit variance, then scales and shifts."""
+
+    def __init__(self, d_model, eps=1e-5, dtype=np.float32):
+        super().__init__()
+        self.d_model, self.eps = d_model, eps
+        self.add_param("gamma", np.ones(d_model, dtype=dtype))            # (d_model,)
+        self.add_param("beta", np.zeros(d_model, dtype=dtype))            # (d_model,)
+
+    def forward(self, x):
+        """x: (..., d_model) -> (..., d_model)."""
+        x = require_float(x, "x")
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"LayerNorm expects last dimension d_model={self.d_model}, got shape {x.shape}")
+        mean = x.mean(axis=-1, keepdims=True)                              # (..., 1)
+        xc = x - mean
+        var = np.mean(xc * xc, axis=-1, keepdims=True)                     # (..., 1)
+        rstd = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)            # (..., 1)
+        xhat = xc * rstd                                                  # (..., d_model)
+        self.cache = (xhat, rstd)
+        return xhat * self.params["gamma"] + self.params["beta"]
+
+    def backward(self, dout):
+        """dout: (..., d_model) -> dx (..., d_model)."""
+        xhat, rstd = self.cache
+        d = self.d_model
+        self.grads["gamma"] += (dout * xhat).reshape(-1, d).sum(axis=0)
+        self.grads["beta"] += dout.reshape(-1, d).sum(axis=0)
+        dxhat = dout * self.params["gamma"]                               # (..., d_model)
+        # dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+        return rstd * (dxhat - dxhat.mean(axis=-1, keepdims=True)
+                       - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
+
+
+def _gelu(x):
+    """GELU, tanh approximation (as in BERT and GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    c = np.sqrt(2.0 / np.pi)
+    t = np.tanh(c * (x + 0.044715 * x ** 3))
+    return 0.5 * x * (1.0 + t), t
+
+
+class FeedForward(Module):
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU -> Linear(d_ff, d_model)."""
+
+    def __init__(self, d_model, d_ff, activation="relu", rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {activation!r}")
+        rng = _rng(rng, seed)
+        self.activation = activation
+        self.fc1 = Linear(d_model, d_ff, rng=rng, dtype=dtype)
+        self.fc2 = Linear(d_ff, d_model, rng=rng, dtype=dtype)
+
+    def forward(self, x):
+        """x: (..., d_model) -> (..., d_model); every position is transformed independently."""
+        a = self.fc1.forward(x)                                           # (..., d_ff)
+        if self.activation == "relu":
+            hdn = np.maximum(a, 0)
+            self.cache = a
+        else:
+            hdn, t = _gelu(a)
+            self.cache = (a, t)
+        return self.fc2.forward(hdn)                                      # (..., d_model)
+
+    def backward(self, dout):
+        dh = self.fc2.backward(dout)                                      # (..., d_ff)
+        if self.activation == "relu":
+            da = dh * (self.cache > 0)
+        else:
+            a, t = self.cache
+            c = np.sqrt(2.0 / np.pi)
+            dt = (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * a * a)
+            da = dh * (0.5 * (1.0 + t) + 0.5 * a * dt)
+        return self.fc1.backward(da)                                      # (..., d_model)
+
+
+class Dropout(Module):
+    """Inverted dropout: in training, zero each entry with probability p and scale the rest by 1/(1-p)."""
+
+    def __init__(self, p, rng=None, seed=None):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+        self.rng = _rng(rng, seed)
+
+    def forward(self, x):
+        x = require_float(x, "x")
+        if not self.training or self.p == 0:
+            self.cache = None
+            return x
+        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        scale = x.dtype.type(1.0 / (1.0 - self.p))
+        self.cache = keep * scale                                         # same shape as x
+        return x * self.cache
+
+    def backward(self, dout):
+        return dout if self.cache is None else dout * self.cache
+
+
+class MultiHeadAttention(Module):
+    """Multi-head attention for self-attention (x_kv=None) and cross-attention.
+
+    MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o + b_o, head_i = Attention(Q W_q^i, K W_k^i, V W_v^i),
+    where W_q^i is the i-th block of d_k columns of W_q. After each forward, ``attn_weights``
+    holds the weights used, (B, h, T_q, T_k).
+    """
+
+    def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        if num_heads < 1 or d_model % num_heads != 0:
+            raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads} "
+                             "(each head gets d_model / num_heads dimensions)")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
+        rng = _rng(rng, seed)
+        self.d_model, self.h, self.d_k = d_model, num_heads, d_model // num_heads
+        self.dropout, self.bias = dropout, bias
+        self.rng = rng
+        for name in ("q", "k", "v", "o"):
+            self.add_param(f"W_{name}", xavier_uniform(rng, d_model, d_model, dtype))  # (d_model, d_model)
+            if bias:
+                self.add_param(f"b_{name}", np.zeros(d_model, dtype=dtype))           # (d_model,)
+        self.attn_weights = None
+
+    def _project(self, x, name):
+        out = x @ self.params[f"W_{name}"]                                # (B, T, d_model)
+        if self.bias:
+            out += self.params[f"b_{name}"]
+        return out
+
+    def _split(self, x):
+        B, T, _ = x.shape
+        return x.reshape(B, T, self.h, self.d_k).transpose(0, 2, 1, 3)   # (B, h, T, d_k)
+
+    def _merge(self, x):
+        B, _, T, _ = x.shape
+        return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)       # (B, T, d_model)
+
+    def forward(self, x_q, x_kv=None, mask=None):
+        """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
+        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model)."""
+        x_q = require_float(x_q, "x_q")
+        self_attn = x_kv is None
+        x_kv = x_q if self_attn else require_float(x_kv, "x_kv")
+        for name, x in (("x_q", x_q), ("x_kv", x_kv)):
+            if x.ndim != 3 or x.shape[-1] != self.d_model:
+                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
+        if x_kv.shape[0] != x_q.shape[0]:
+            raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        if self_attn:
+            # one matmul for the three projections of the same input
+            W = np.concatenate([self.params["W_q"], self.params["W_k"], self.params["W_v"]], axis=1)
+            qkv = x_q @ W                                                  # (B, T, 3 d_model)
+            if self.bias:
+                qkv += np.concatenate([self.params["b_q"], self.params["b_k"], self.params["b_v"]])
+            q, k, v = np.split(qkv, 3, axis=-1)                            # 3 x (B, T, d_model)
+        else:
+            q = self._project(x_q, "q")                                    # (B, T_q, d_model)
+            k = self._project(x_kv, "k")                                   # (B, T_k, d_model)
+            v = self._project(x_kv, "v")                                   # (B, T_k, d_model)
+        p = self.dropout if self.training else 0.0
+        heads, attn_cache = attention_forward(self._split(q), self._split(k), self._split(v),
+                                              mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
+        concat = self._merge(heads)                                        # (B, T_q, d_model)
+        out = self._project(concat, "o")                                   # (B, T_q, d_model)
+        self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
+        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
+        return out
+
+    def backward(self, dout):
+        """dout: (B, T_q, d_model) -> dx for self-attention, or (dx_q, dx_kv) for cross-attention."""
+        x_q, x_kv, self_attn, concat, attn_cache = self.cache
+        d = self.d_model
+        g = self.grads
+        g["W_o"] += concat.reshape(-1, d).T @ dout.reshape(-1, d)
+        if self.bias:
+            g["b_o"] += dout.reshape(-1, d).sum(axis=0)
+        dconcat = dout @ self.params["W_o"].T                              # (B, T_q, d_model)
+        dq, dk, dv = attention_backward(self._split(dconcat), attn_cache)  # (B, h, T, d_k) each
+        dq, dk, dv = self._merge(dq), self._merge(dk), self._merge(dv)     # (B, T, d_model) each
+        for name, x, dy in (("q", x_q, dq), ("k", x_kv, dk), ("v", x_kv, dv)):
+            g[f"W_{name}"] += x.reshape(-1, d).T @ dy.reshape(-1, d)
+            if self.bias:
+                g[f"b_{name}"] += dy.reshape(-1, d).sum(axis=0)
+        dx_q = dq @ self.params["W_q"].T                                   # (B, T_q, d_model)
+        dx_kv = dk @ self.params["W_k"].T + dv @ self.params["W_v"].T      # (B, T_k, d_model)
+        if self_attn:
+            return dx_q + dx_kv
+        return dx_q, dx_kv
