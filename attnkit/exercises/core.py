@@ -1,0 +1,96 @@
+"""The machinery behind the exercise checkers.
+
+A checker runs the learner's function on hidden cases and returns a CheckResult, whose text
+is either a pass or one specific hint; it never lets a traceback through. A case raises
+``Hint("...")`` when something is wrong; ``call`` runs the learner's code and turns its
+exceptions into hints that say on which input it failed.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["CheckResult", "Hint", "call", "check", "expect_array", "expect_close"]
+
+
+class Hint(Exception):
+    """Something specific is wrong with the learner's answer; the message says what and how to fix it."""
+
+
+@dataclass
+class CheckResult:
+    """What a checker found: passed or not, and the message shown to the learner."""
+    name: str
+    passed: bool
+    message: str
+
+    def __bool__(self):
+        return self.passed
+
+    def __repr__(self):
+        return f"{'PASSED' if self.passed else 'NOT YET'} [{self.name}] {self.message}"
+
+
+def _describe(args):
+    parts = []
+    for a in args:
+        if isinstance(a, np.ndarray):
+            parts.append(f"an array of shape {a.shape} ({a.dtype})")
+        else:
+            parts.append(repr(a))
+    return ", ".join(parts)
+
+
+def call(fn, *args, **kwargs):
+    """Call the learner's fn on copies of the inputs; turn any exception into a Hint naming the input."""
+    copies = [a.copy() if isinstance(a, np.ndarray) else a for a in args]
+    try:
+        with np.errstate(all="ignore"):  # overflow shows up in the result, checked by expect_array
+            return fn(*copies, **kwargs)
+    except (Hint, NotImplementedError):
+        raise
+    except Exception as e:  # the learner's bug, reported in one line, not as a traceback
+        raise Hint(f"your function raised {type(e).__name__}: {e} (called with {_describe(args)})") from None
+
+
+def expect_array(out, shape=None, what="the result"):
+    """Hint unless out is an ndarray (of the given shape) with no nan or inf; returns it as an array."""
+    if out is None:
+        raise NotImplementedError
+    if not isinstance(out, np.ndarray):
+        if np.isscalar(out) or isinstance(out, (list, tuple)):
+            out = np.asarray(out)
+        else:
+            raise Hint(f"{what} should be a NumPy array, got {type(out).__name__}")
+    if shape is not None and out.shape != tuple(shape):
+        raise Hint(f"{what} has shape {out.shape}, expected {tuple(shape)}: check which axis you "
+                   "reduce over and whether you kept dimensions (keepdims=True)")
+    if np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
+        raise Hint(f"{what} contains nan or inf: an exponential probably overflowed "
+                   "(subtract the maximum before np.exp)")
+    return out
+
+
+def expect_close(out, expected, what="the result", rtol=1e-5, atol=1e-8, hint=""):
+    """Hint unless out matches expected (same shape, values within tolerance)."""
+    out = expect_array(out, np.shape(expected), what)
+    if not np.allclose(out, expected, rtol=rtol, atol=atol):
+        err = np.max(np.abs(out - expected))
+        raise Hint(f"{what} differs from the expected values (largest difference {err:.3g}). {hint}".strip())
+    return out
+
+
+def check(name, fn, cases, success="all hidden cases pass."):
+    """Run cases(fn), which raises Hint on the first problem; return a CheckResult.
+
+    A function still raising NotImplementedError, or returning None, is reported as not done yet.
+    """
+    if not callable(fn):
+        return CheckResult(name, False, f"pass your function itself (e.g. check(my_function)), got {type(fn).__name__}")
+    try:
+        cases(fn)
+    except NotImplementedError:
+        return CheckResult(name, False, "not done yet: fill in the function body (it returned None or "
+                                        "raised NotImplementedError).")
+    except Hint as h:
+        return CheckResult(name, False, str(h))
+    return CheckResult(name, True, success)
