@@ -49,12 +49,13 @@ def heatmaps(weights, xlabels=None, ylabels=None, titles=None, ncols=4, size=2.6
     n = w.shape[0]
     ncols = min(ncols, n)
     nrows = -(-n // ncols)
+    annotate = kwargs.pop("annotate", False)
     fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols + 1, size * nrows + 0.5), squeeze=False)
     for i, ax in enumerate(axes.flat):
         if i >= n:
             ax.axis("off")
             continue
         heatmap(w[i], xlabels, ylabels, ax=ax, title=None if titles is None else titles[i],
-                annotate=kwargs.pop("annotate", False) if i == 0 else False, **kwargs)
+                annotate=annotate, **kwargs)
     fig.tight_layout()
     return fig
