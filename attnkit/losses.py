@@ -131,7 +131,7 @@ class CrossEntropyLoss:
     def _explain_non_finite(self, x, t_safe, valid, per, target_shape):
         """Raise a ValueError saying why a counted position has an infinite or nan loss."""
         i = int(np.flatnonzero(valid & ~np.isfinite(per))[0])
-        where = np.unravel_index(i, target_shape) if target_shape else ()
+        where = tuple(int(j) for j in np.unravel_index(i, target_shape))  # () for a single position
         row = x[i]                                                        # (V,)
         if np.isnan(row).any():
             raise ValueError(f"logits contain nan at position {where}: the model has diverged "
