@@ -16,6 +16,8 @@ Weights multiply from the right, ``x @ W`` with W of shape (d_in, d_out). Layers
 in float32 by default (pass dtype=np.float64 for gradient checks); outputs keep the dtype of
 the parameters and inputs.
 """
+import math
+
 import numpy as np
 
 from .functional import attention_backward, attention_forward, require_float
@@ -267,10 +269,13 @@ class LayerNorm(Module):
                        - xhat * (dxhat * xhat).mean(axis=-1, keepdims=True))
 
 
+# a Python float, not np.sqrt(...): a NumPy float64 scalar would turn float32 arrays into float64
+GELU_C = math.sqrt(2.0 / math.pi)
+
+
 def _gelu(x):
     """GELU, tanh approximation (as in BERT and GPT-2): 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
-    c = np.sqrt(2.0 / np.pi)
-    t = np.tanh(c * (x + 0.044715 * x ** 3))
+    t = np.tanh(GELU_C * (x + 0.044715 * x ** 3))                        # (..., d_ff)
     return 0.5 * x * (1.0 + t), t
 
 
@@ -303,8 +308,7 @@ class FeedForward(Module):
             da = dh * (self.cache > 0)
         else:
             a, t = self.cache
-            c = np.sqrt(2.0 / np.pi)
-            dt = (1.0 - t * t) * c * (1.0 + 3 * 0.044715 * a * a)
+            dt = (1.0 - t * t) * GELU_C * (1.0 + 3 * 0.044715 * a * a)      # (..., d_ff) d tanh / da
             da = dh * (0.5 * (1.0 + t) + 0.5 * a * dt)
         return self.fc1.backward(da)                                      # (..., d_model)
 

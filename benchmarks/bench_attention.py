@@ -1,0 +1,219 @@
+"""Speed and memory of attnkit's attention against PyTorch's, in float32.
+
+    .venv/bin/python benchmarks/bench_attention.py              # T = 128, 512, 2048
+    .venv/bin/python benchmarks/bench_attention.py --quick      # T = 128, 512, fewer repeats
+    .venv/bin/python benchmarks/bench_attention.py --T 512 --repeats 9
+
+What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
+  attention   attnkit.functional.attention_forward (fwd) and attention_forward +
+              attention_backward (fwd+bwd) on q, k, v of shape (B, h, T, d_k), no mask;
+              PyTorch: torch.nn.functional.scaled_dot_product_attention, with
+              requires_grad=True and out.backward(dout) for fwd+bwd.
+  MHA         attnkit.nn.MultiHeadAttention(512, 8) self-attention on x (B, T, 512) in eval
+              mode; PyTorch: torch.nn.MultiheadAttention(512, 8, batch_first=True) with
+              need_weights=False (it then uses the fused kernel).
+Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
+repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
+
+Peak extra memory, in MiB:
+  attnkit  tracemalloc: NumPy reports every array buffer it allocates to tracemalloc, so the
+           peak of traced memory during one call minus the traced memory before it is the
+           exact peak of extra array memory (inputs excluded, cached activations included).
+  PyTorch  PyTorch's allocator is invisible to tracemalloc, so a child process measures its
+           peak resident memory (ru_maxrss) minus the resident memory just before the call.
+           It counts pages actually touched and includes allocator caching: an estimate.
+The (B, h, T, T) float32 score tensor alone is B*h*T*T*4 bytes (1 GiB at T=2048).
+PyTorch is optional: without it only attnkit's numbers are printed.
+"""
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import tracemalloc
+
+import numpy as np
+
+from attnkit.functional import attention_backward, attention_forward
+from attnkit.nn import MultiHeadAttention
+
+B, H, D_K = 8, 8, 64
+D_MODEL = H * D_K
+MIB = 2 ** 20
+
+try:
+    import torch
+except ImportError:      # PyTorch is not a project requirement
+    torch = None
+
+
+# ----------------------------------------------------------------------------
+# the workloads: each maker returns a function of no arguments that runs one call
+
+def attnkit_attention(T, backward, rng):
+    q, k, v, dout = (rng.standard_normal((B, H, T, D_K), dtype=np.float32) for _ in range(4))
+
+    def run():
+        out, cache = attention_forward(q, k, v)                     # (B, h, T, d_k)
+        if backward:
+            attention_backward(dout, cache)
+    return run
+
+
+def attnkit_mha(T, backward, rng):
+    mha = MultiHeadAttention(D_MODEL, H, rng=rng).eval()
+    x = rng.standard_normal((B, T, D_MODEL), dtype=np.float32)      # (B, T, d_model)
+    dout = rng.standard_normal((B, T, D_MODEL), dtype=np.float32)
+
+    def run():
+        mha.forward(x)
+        if backward:
+            mha.backward(dout)
+    return run
+
+
+def torch_attention(T, backward, rng):
+    q, k, v, dout = (torch.from_numpy(rng.standard_normal((B, H, T, D_K), dtype=np.float32))
+                     for _ in range(4))
+    if backward:
+        for t in (q, k, v):
+            t.requires_grad_(True)
+
+    def run():
+        if backward:
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+            out.backward(dout)
+            q.grad = k.grad = v.grad = None
+        else:
+            with torch.no_grad():
+                torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    return run
+
+
+def torch_mha(T, backward, rng):
+    torch.manual_seed(0)
+    mha = torch.nn.MultiheadAttention(D_MODEL, H, batch_first=True).eval()
+    x = torch.from_numpy(rng.standard_normal((B, T, D_MODEL), dtype=np.float32))
+    dout = torch.from_numpy(rng.standard_normal((B, T, D_MODEL), dtype=np.float32))
+
+    def run():
+        if backward:
+            out, _ = mha(x, x, x, need_weights=False)
+            out.backward(dout)
+            mha.zero_grad(set_to_none=True)
+        else:
+            with torch.no_grad():
+                mha(x, x, x, need_weights=False)
+    return run
+
+
+WORKLOADS = {"attention": (attnkit_attention, torch_attention), "MHA": (attnkit_mha, torch_mha)}
+
+
+# ----------------------------------------------------------------------------
+# measuring
+
+def time_pair(runs, repeats):
+    """Median wall time in ms of each function in runs, alternating them within every repeat."""
+    for run in runs:      # warm-up: first-touch page faults, OpenBLAS thread start-up
+        run()
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for i, run in enumerate(runs):
+            t0 = time.perf_counter()
+            run()
+            times[i].append((time.perf_counter() - t0) * 1e3)
+    return [statistics.median(t) for t in times]
+
+
+def traced_peak_mib(run):
+    """Peak extra NumPy memory of one call, from tracemalloc (see the module docstring)."""
+    run()                 # warm-up outside tracing
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    tracemalloc.reset_peak()
+    run()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return (peak - before) / MIB
+
+
+def current_rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def rss_probe(kind, T, backward):
+    """Child-process entry point: print the peak RSS increase of one PyTorch call in bytes."""
+    run = WORKLOADS[kind][1](T, backward, np.random.default_rng(0))
+    before = current_rss_bytes()
+    run()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # kB on Linux
+    print(max(peak - before, 0))
+
+
+def torch_peak_mib(kind, T, backward):
+    cmd = [sys.executable, __file__, "--_probe", kind, str(T), str(int(backward))]
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return int(res.stdout.strip()) / MIB
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 128 512 2048)")
+    ap.add_argument("--quick", action="store_true", help="T = 128 512 and fewer repeats")
+    ap.add_argument("--repeats", type=int, help="timed repeats per measurement (default 7, 3 at T >= 2048)")
+    ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
+    ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
+    ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
+    ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._probe:
+        kind, T, backward = args._probe
+        rss_probe(kind, int(T), bool(int(backward)))
+        return
+
+    use_torch = torch is not None and not args.no_torch
+    Ts = args.T or ([128, 512] if args.quick else [128, 512, 2048])
+    print(f"numpy {np.__version__}, " + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
+                                        if use_torch else "PyTorch not used, ")
+          + f"{os.cpu_count()} CPUs; B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32")
+    print("times: median ms; mem: peak extra MiB (attnkit: tracemalloc, PyTorch: child-process "
+          "peak RSS, an estimate)\n")
+    head = f"{'workload':<10} {'pass':<8} {'T':>5} {'attnkit ms':>11}"
+    if use_torch:
+        head += f" {'torch ms':>9} {'ratio':>6}"
+    head += f" {'attnkit MiB':>12}"
+    if use_torch:
+        head += f" {'torch MiB':>10}"
+    head += f" {'scores MiB':>11}"
+    print(head)
+    kinds = [args.only] if args.only else list(WORKLOADS)
+    for T in Ts:
+        repeats = args.repeats or (3 if args.quick or T >= 2048 else 7)
+        for kind in kinds:
+            for backward in (False, True):
+                make_ak, make_pt = WORKLOADS[kind]
+                rng = np.random.default_rng(0)
+                runs = [make_ak(T, backward, rng)]
+                if use_torch:
+                    runs.append(make_pt(T, backward, rng))
+                times = time_pair(runs, repeats)
+                line = f"{kind:<10} {'fwd+bwd' if backward else 'fwd':<8} {T:>5} {times[0]:>11.1f}"
+                if use_torch:
+                    line += f" {times[1]:>9.1f} {times[0] / times[1]:>6.2f}"
+                if args.no_memory:
+                    line += f" {'-':>12}" + (f" {'-':>10}" if use_torch else "")
+                else:
+                    line += f" {traced_peak_mib(runs[0]):>12.0f}"
+                    if use_torch:
+                        del runs
+                        line += f" {torch_peak_mib(kind, T, backward):>10.0f}"
+                line += f" {B * H * T * T * 4 / MIB:>11.0f}"
+                print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()
