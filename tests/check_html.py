@@ -190,12 +190,20 @@ class Checker:
         untypeset = [m for m in math if not any(d.tag == "mjx-container" for d in m.iter())]
         if untypeset:
             scripts = [n.attrs["src"] for n in root.iter() if n.tag == "script" and "mathjax" in n.attrs.get("src", "").lower()]
-            where = ", ".join(f"{s} ({'exists' if (resolve_local(build, page, s) or Path('/nonexistent')).is_file() else 'MISSING'})"
-                              for s in scripts) or "no MathJax <script> on the page"
+            def state(src):
+                if is_outside(src):
+                    return "another host: unreachable offline"
+                target = resolve_local(build, page, src)
+                return "exists" if target is not None and target.is_file() else "MISSING"
+            where = ", ".join(f"{s} ({state(s)})" for s in scripts) or "no MathJax <script> on the page"
             fails.append(f"math: {len(untypeset)} of {len(math)} equations not typeset, first: "
                          f"{untypeset[0].text().strip()[:60]!r}; MathJax script: {where}")
         for err in (n for n in root.iter() if n.tag == "mjx-merror"):
             fails.append(f"math: TeX error {err.attrs.get('data-mjx-error', '')!r} in {err.text().strip()[:60]!r}")
+        # MathJax shows an undefined macro as red text (its noundefined extension), not as an error.
+        for n in root.iter():
+            if n.tag == "mtext" and n.attrs.get("mathcolor") == "red" and n.text().startswith("\\"):
+                fails.append(f"math: undefined TeX macro {n.text()!r} (shown in red)")
         body = next((n for n in root.iter() if n.tag == "body"), root)
         text = " ".join(" ".join(text_outside_code(body, [])).split())
         for pattern, name in RAW_TEX:
@@ -262,7 +270,7 @@ class Checker:
 
         for url in requests:
             fails.append(f"offline: the page requested {url}")
-        return counts, fails
+        return counts, list(dict.fromkeys(fails))  # each problem once, in page order
 
     def check_link(self, page, href, here_ids, counts, fails, what):
         parts = urlsplit(href.strip())
