@@ -8,41 +8,49 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 MATHJAX_VERSION := 3.2.2
-MATHJAX := book/_vendor/mathjax/tex-mml-chtml.js
+MATHJAX_DIR := book/_vendor/mathjax
+MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
 JB_FLAGS := -W -n --keep-going
-PAGE ?= _build/html/index.html
+PAGE ?= book/intro
 
-.PHONY: help install book test unit notebooks-test html-check lab notebooks screenshot benchmark clean
+.PHONY: help install book test unit notebooks-test html-check lab notebooks screenshot benchmark clean distclean
+.DELETE_ON_ERROR:
 
 help:
 	@echo "make book        build the HTML book (_build/html/index.html)"
 	@echo "make test        everything CI checks"
 	@echo "make lab         JupyterLab on the notebooks"
 	@echo "make notebooks   re-execute every notebook in place (fresh kernel, top to bottom)"
-	@echo "make screenshot PAGE=_build/html/notebooks/01_attention_as_soft_lookup.html"
+	@echo "make screenshot PAGE=notebooks/01_attention_as_soft_lookup   PNG of a built page in screenshots/"
 	@echo "make benchmark   speed and memory benchmarks"
-	@echo "make clean       remove the build and the virtual environment"
+	@echo "make clean       remove the built book and screenshots (distclean: also .venv and MathJax)"
 
 install: $(STAMP) $(MATHJAX)
 
-$(STAMP): requirements.txt requirements-nodeps.txt pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): $(BIN)/python requirements.txt requirements-nodeps.txt pyproject.toml
+	$(BIN)/python -m pip install --quiet --upgrade pip "setuptools>=61"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -r requirements-nodeps.txt
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 # MathJax 3 from the npm registry, served with the book so equations render offline.
-# (Not in _static/: Jupyter Book 1 adds a <script> tag for every .js file found there.)
+# (Not MathJax 4: it loads its fonts from a CDN. Not in _static/: Jupyter Book 1 adds a <script>
+# tag for every .js file found there.) The main script is copied last: it marks a complete copy.
 $(MATHJAX):
-	rm -rf .npm-mathjax book/_vendor/mathjax
-	mkdir -p .npm-mathjax book/_vendor/mathjax/output/chtml book/_vendor/mathjax/input/tex
-	npm install --silent --no-audit --no-fund --prefix .npm-mathjax mathjax@$(MATHJAX_VERSION)
-	cp .npm-mathjax/node_modules/mathjax/es5/tex-mml-chtml.js book/_vendor/mathjax/
-	cp -r .npm-mathjax/node_modules/mathjax/es5/output/chtml/fonts book/_vendor/mathjax/output/chtml/
-	cp -r .npm-mathjax/node_modules/mathjax/es5/input/tex/extensions book/_vendor/mathjax/input/tex/
-	cp -r .npm-mathjax/node_modules/mathjax/es5/ui .npm-mathjax/node_modules/mathjax/es5/a11y book/_vendor/mathjax/
+	@command -v npm >/dev/null || { echo "npm not found: it is needed once, to fetch MathJax $(MATHJAX_VERSION). Install Node.js (Debian/Ubuntu: apt-get install npm; macOS: brew install node) and run make again."; exit 1; }
+	rm -rf .npm-mathjax $(MATHJAX_DIR)
+	mkdir -p .npm-mathjax $(MATHJAX_DIR)/output/chtml $(MATHJAX_DIR)/input/tex
+	npm install --silent --no-audit --no-fund --no-save --prefix .npm-mathjax mathjax@$(MATHJAX_VERSION)
+	cp -r .npm-mathjax/node_modules/mathjax/es5/output/chtml/fonts $(MATHJAX_DIR)/output/chtml/
+	cp -r .npm-mathjax/node_modules/mathjax/es5/input/tex/extensions $(MATHJAX_DIR)/input/tex/
+	cp -r .npm-mathjax/node_modules/mathjax/es5/ui .npm-mathjax/node_modules/mathjax/es5/a11y $(MATHJAX_DIR)/
+	cp .npm-mathjax/node_modules/mathjax/LICENSE $(MATHJAX_DIR)/
+	cp .npm-mathjax/node_modules/mathjax/es5/tex-mml-chtml.js $(MATHJAX_DIR)/
 	rm -rf .npm-mathjax
 
 book: install
@@ -60,7 +68,7 @@ unit: install
 notebooks-test: install
 	$(BIN)/python -m pytest notebooks
 
-# Opens every built page in headless Chromium (installed with apt-get when missing).
+# Opens every built page in headless Chromium, offline (installs Debian's chromium when missing).
 html-check: install
 	$(BIN)/python tests/check_html.py _build/html
 
@@ -70,12 +78,14 @@ lab: install
 notebooks: install
 	$(BIN)/python tests/execute_notebooks.py notebooks/*.ipynb
 
-screenshot: install
+screenshot: book
 	$(BIN)/python tests/check_html.py --screenshot $(PAGE)
 
 benchmark: install
-	$(BIN)/python benchmarks/bench_attention.py
-	$(BIN)/python benchmarks/bench_training.py
+	for b in benchmarks/bench_*.py; do $(BIN)/python $$b || exit 1; done
 
 clean:
-	rm -rf _build $(VENV) book/_vendor .npm-mathjax screenshots *.egg-info
+	rm -rf _build screenshots .npm-mathjax
+
+distclean: clean
+	rm -rf $(VENV) book/_vendor *.egg-info
