@@ -111,16 +111,18 @@ class CrossEntropyLoss:
 
         d loss / d logits = (softmax(logits) - q) / n at every counted position, where
         q = (1 - eps) one-hot(y) + eps / V is the target distribution and n the number of counted
-        positions; ignored positions get exactly zero.
+        positions; ignored positions get exactly zero. Call it once per forward.
         """
         if self.cache is None:
-            raise RuntimeError("call forward(logits, targets) before backward()")
+            raise RuntimeError("call forward(logits, targets) before each backward()")
         logp, t_safe, valid, n, shape = self.cache
         if n == 0:
             return np.zeros(shape, dtype=logp.dtype)
+        self.cache = None                                                 # consumed: one backward per forward
         eps = self.label_smoothing
         V = logp.shape[-1]
-        d = np.exp(logp)                                                  # (N, V) softmax
+        # the softmax overwrites the cached log-probabilities: saves one (N, V) array, the largest in a language model
+        d = np.exp(logp, out=logp)                                        # (N, V) softmax
         if eps > 0:
             d -= d.dtype.type(eps / V)
         d[np.arange(d.shape[0]), t_safe] -= d.dtype.type(1.0 - eps)

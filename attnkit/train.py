@@ -4,7 +4,7 @@ One training step, the order every chapter uses:
 
     logits = model.forward(*inputs)              # forward pass, caches kept for backward
     loss = loss_fn.forward(logits, targets)      # a float
-    optimizer.zero_grad()                        # gradients accumulate, so clear them first
+    model.zero_grad()                            # gradients accumulate, so clear them first
     model.backward(loss_fn.backward())           # fills every grad
     clip_grad_norm(params, clip_norm)            # optional: bound the update's size
     optimizer.lr = schedule(step)                # optional: warmup and decay
@@ -171,7 +171,7 @@ def train(model, loss_fn, optimizer, batches, num_steps=None, schedule=None, cli
             if not math.isfinite(loss):
                 raise FloatingPointError(f"the loss is {loss} at step {step} (lr={optimizer.lr:.3g}): training "
                                          "diverged. Lower the learning rate, add warmup or clip gradients.")
-            optimizer.zero_grad()
+            model.zero_grad()   # every gradient, also of parameters the optimizer does not update
             model.backward(loss_fn.backward())
             if clip_norm is not None:
                 norm = clip_grad_norm(params, clip_norm)
@@ -281,7 +281,8 @@ def load_checkpoint(path, model, optimizer=None):
 
     A parameter missing, unexpected or of another shape raises ValueError naming it and both
     shapes (Module.load_state_dict), as does optimizer state saved for another model or
-    optimizer type. Nothing is unpickled (allow_pickle=False).
+    optimizer type; after such an error model and optimizer are unchanged. Nothing is unpickled
+    (allow_pickle=False).
     """
     with np.load(os.fspath(path), allow_pickle=False) as data:
         if "metadata" not in data.files:
@@ -293,7 +294,12 @@ def load_checkpoint(path, model, optimizer=None):
     if optimizer is not None and not optim_state:
         raise ValueError(f"{path} holds no optimizer state (saved with optimizer=None); "
                          "load it without an optimizer and start a fresh one")
-    model.load_state_dict(model_state)
-    if optimizer is not None:
-        optimizer.load_state_dict(optim_state)
+    backup = model.state_dict()
+    try:
+        model.load_state_dict(model_state)
+        if optimizer is not None:
+            optimizer.load_state_dict(optim_state)   # checks everything before changing anything
+    except Exception:
+        model.load_state_dict(backup)                # a failed load leaves the model as it was
+        raise
     return meta

@@ -184,8 +184,12 @@ def test_shape_and_type_errors():
         CrossEntropyLoss(label_smoothing=1.5)
     with pytest.raises(TypeError, match="ignore_index must be an int"):
         CrossEntropyLoss(ignore_index=0.5)
-    with pytest.raises(RuntimeError, match="before backward"):
+    with pytest.raises(RuntimeError, match="before each backward"):
         CrossEntropyLoss().backward()
+    ce.forward(np.zeros((2, 5)), np.array([1, 2]))
+    ce.backward()
+    with pytest.raises(RuntimeError, match="before each backward"):
+        ce.backward()                                  # the cache is consumed by the first backward
 
 
 def test_mse_value_and_gradient():

@@ -263,9 +263,12 @@ def test_checkpoint_mismatch_errors(tmp_path):
         load_checkpoint(tmp_path / "a.npz", TinyMLP(d_hidden=8))
     with pytest.raises(ValueError, match="no optimizer state"):
         load_checkpoint(tmp_path / "a.npz", model, AdamW(model.parameters()))
-    save_checkpoint(tmp_path / "b.npz", model, AdamW(model.parameters()))
+    other = TinyMLP(d_hidden=16, seed=1)
+    save_checkpoint(tmp_path / "b.npz", other, AdamW(other.parameters()))
+    before = model.state_dict()
     with pytest.raises(ValueError, match="comes from AdamW optimizer and this is SGD"):
         load_checkpoint(tmp_path / "b.npz", model, SGD(model, lr=0.1))
+    assert all(np.array_equal(p, before[k]) for k, p in model.state_dict().items())   # left as it was
     np.savez(tmp_path / "c.npz", x=np.zeros(2))
     with pytest.raises(ValueError, match="not an attnkit checkpoint"):
         load_checkpoint(tmp_path / "c.npz", model)
