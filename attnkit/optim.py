@@ -108,8 +108,8 @@ class Optimizer:
         before anything changes: a wrong optimizer type, parameter count or shape raises ValueError."""
         kind = str(np.asarray(state.get("type", "")))
         if kind != type(self).__name__:
-            raise ValueError(f"the state comes from {kind or 'an unknown'} optimizer and this is {type(self).__name__}: "
-                             "load it into an optimizer of the type that saved it")
+            raise ValueError(f"this {type(self).__name__} cannot load a state saved by "
+                             f"{kind or 'an unknown optimizer'}: load it into an optimizer of the type that saved it")
         expected = {f"{name}.{i}" for name, arrays in self.buffers.items() for i in range(len(arrays))}
         found = {k for k in state if "." in k}
         if expected != found:
