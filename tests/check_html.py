@@ -317,7 +317,7 @@ def find_chromium():
         path = shutil.which(name)
         if path:
             return path
-    return None
+    return next((p for p in ("/usr/bin/chromium", "/usr/bin/chromium-browser") if os.access(p, os.X_OK)), None)
 
 
 def install_chromium():
@@ -338,7 +338,10 @@ def install_chromium():
         if r.returncode != 0:
             sys.exit(f"HTML check FAILED: `{' '.join(cmd)}` exited with {r.returncode}:\n{r.stderr[-2000:]}\n"
                      "Install Chromium yourself, or point CHROMIUM=/path/to/chrome at it.")
-    return find_chromium(), None
+    path = find_chromium()
+    if path is None:
+        sys.exit("HTML check FAILED: apt-get installed chromium, but no chromium executable is on PATH")
+    return path, None
 
 
 def page_requests(netlog):
