@@ -5,6 +5,7 @@ is either a pass or one specific hint; it never lets a traceback through. A case
 ``Hint("...")`` when something is wrong; ``call`` runs the learner's code and turns its
 exceptions into hints that say on which input it failed.
 """
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,7 +28,9 @@ class CheckResult:
         return self.passed
 
     def __repr__(self):
-        return f"{'PASSED' if self.passed else 'NOT YET'} [{self.name}] {self.message}"
+        # wrapped, so a long hint reads without scrolling in the notebook and the book
+        text = f"{'PASSED' if self.passed else 'NOT YET'} [{self.name}] {self.message}"
+        return textwrap.fill(text, width=76, subsequent_indent="    ", break_on_hyphens=False)
 
 
 def _describe(args):
