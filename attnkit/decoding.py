@@ -1,0 +1,459 @@
+"""Decoding an encoder-decoder Transformer: greedy search, beam search and the key/value cache.
+
+Shapes: B sentences, k beams per sentence, N rows decoded together (B, or B * k in beam
+search: rows b*k .. b*k + k-1 are the beams of sentence b), S source length, t positions
+decoded so far, h heads, d_k head size, d_model model width, V target vocabulary size.
+
+Decoding generates one token per step. The decoder's input at step t is BOS followed by the
+t - 1 tokens generated so far; the logits of its last position give the next token.
+
+Why a key/value cache. Without one, step t runs the whole decoder on the t-token prefix again:
+the projections and feed-forward layers redo O(t) positions and self-attention builds a
+(t, t) score matrix, O(t^2) work, although only the last row is new. Every earlier position's
+keys and values are exactly what they were at the previous step (the causal mask means position
+i never sees the positions after it), so we keep them: with a DecoderCache, step t projects
+*one* new position, appends its key and value to each layer's cache and lets that one query
+attend over the t cached keys, O(t) work. Summed over T steps: O(T^2) instead of O(T^3) in
+attention and O(T) instead of O(T^2) position-wise work. The cross-attention keys and values
+are projections of the encoder output (memory), the same at every step: computed once.
+
+Conventions of greedy_decode and beam_search:
+  - dropout is off while decoding (the model is put in eval mode, then its mode is restored);
+  - a generated sequence includes its EOS; positions after it hold pad_id (config.pad_id, or
+    eos_id if the model has no padding id); without EOS a sequence stops at max_len tokens;
+  - the padding id and the BOS id are never generated (their log-probabilities are set to
+    -inf; the others are *not* renormalized, so scores are the model's log-probabilities);
+  - eos_id=None never stops early: every sequence gets exactly max_len tokens (benchmarks).
+"""
+from contextlib import contextmanager
+
+import numpy as np
+
+from .functional import log_softmax, scaled_dot_product_attention
+from .models import Transformer
+
+__all__ = ["DecoderCache", "decoder_step", "greedy_decode", "beam_search", "gnmt_length_penalty",
+           "sequence_log_probs", "trim_at_eos"]
+
+
+# ----------------------------------------------------------------------------
+# the key/value cache and one decoder step
+
+def _project(x, attn, name):
+    """x @ W_name + b_name with the weights of a MultiHeadAttention: (N, T, d_model) -> (N, T, d_model)."""
+    out = x @ attn.params[f"W_{name}"]                                   # (N, T, d_model)
+    if attn.bias:
+        out = out + attn.params[f"b_{name}"]
+    return out
+
+
+def _split_heads(x, h):
+    """(N, T, d_model) -> (N, h, T, d_k)."""
+    N, T, d_model = x.shape
+    return x.reshape(N, T, h, d_model // h).transpose(0, 2, 1, 3)        # (N, h, T, d_k)
+
+
+def _merge_heads(x):
+    """(N, h, T, d_k) -> (N, T, h * d_k)."""
+    N, h, T, d_k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(N, T, h * d_k)                # (N, T, d_model)
+
+
+class DecoderCache:
+    """Per-layer self-attention keys/values of the positions decoded so far, and the memory's cross-attention keys/values."""
+
+    def __init__(self, model, memory, src_mask, capacity, beam_size=1):
+        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
+        (rows repeated beam_size times for beam search); capacity: the most positions that will
+        be decoded (at most model.config.max_len).
+
+        The self-attention buffers are allocated once at full capacity and filled one position
+        per step: growing them with np.concatenate would copy the whole cache at every step.
+        Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
+        source position for cross-attention.
+        """
+        if not isinstance(model, Transformer):
+            raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
+        c = model.config
+        memory = np.asarray(memory)
+        if memory.ndim != 3 or memory.shape[2] != c.d_model:
+            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
+                             f"got {memory.shape}")
+        N, S, _ = memory.shape
+        if np.shape(src_mask) != (N, 1, 1, S):
+            raise ValueError(f"src_mask must have shape (N, 1, 1, S) = {(N, 1, 1, S)} to match memory "
+                             f"{memory.shape}, got {np.shape(src_mask)}")
+        if not 1 <= capacity <= c.max_len:
+            raise ValueError(f"capacity must lie in [1, max_len={c.max_len}] (the model's position table), "
+                             f"got {capacity}")
+        if beam_size < 1 or N % beam_size:
+            raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
+        self.capacity, self.beam_size, self.length = capacity, beam_size, 0
+        self.src_mask = src_mask                                          # (N, 1, 1, S)
+        h, d_k = c.num_heads, c.d_model // c.num_heads
+        layers = model.decoder.layers
+        self.self_k = [np.zeros((N, h, capacity, d_k), dtype=memory.dtype) for _ in layers]  # (N, h, capacity, d_k)
+        self.self_v = [np.zeros((N, h, capacity, d_k), dtype=memory.dtype) for _ in layers]  # (N, h, capacity, d_k)
+        self.cross_k = [_split_heads(_project(memory, layer.cross_attn, "k"), h) for layer in layers]  # (N, h, S, d_k)
+        self.cross_v = [_split_heads(_project(memory, layer.cross_attn, "v"), h) for layer in layers]  # (N, h, S, d_k)
+
+    @property
+    def num_rows(self):
+        return self.src_mask.shape[0]
+
+    def append(self, i, k_new, v_new):
+        """Write the new position's keys and values (N, h, 1, d_k) of layer i; return the keys and
+        values of all positions so far, views of shape (N, h, t + 1, d_k)."""
+        t = self.length
+        self.self_k[i][:, :, t] = k_new[:, :, 0]                          # (N, h, d_k)
+        self.self_v[i][:, :, t] = v_new[:, :, 0]                          # (N, h, d_k)
+        return self.self_k[i][:, :, :t + 1], self.self_v[i][:, :, :t + 1]  # (N, h, t+1, d_k) each
+
+    def reorder(self, index):
+        """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
+
+        Only the self-attention keys and values move; the memory's are the same for every beam of
+        a sentence, so index must send each row to a row of the same sentence (beam search's
+        parents always are). Cost: a copy of the filled part, O(N t d_model) per layer.
+        """
+        index = np.asarray(index)
+        N, k = self.num_rows, self.beam_size
+        if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
+        if np.any(index // k != np.arange(N) // k):
+            raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
+                             "(the cross-attention keys and values are not reordered)")
+        t = self.length
+        for buffers in (self.self_k, self.self_v):
+            for buf in buffers:
+                buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, d_k), gathered rows
+
+
+def _self_attention_step(attn, x, cache, i):
+    """One new query position attends over every cached position of layer i: x (N, 1, d_model) -> (N, 1, d_model)."""
+    q = _split_heads(_project(x, attn, "q"), attn.h)                     # (N, h, 1, d_k)
+    k_new = _split_heads(_project(x, attn, "k"), attn.h)                 # (N, h, 1, d_k)
+    v_new = _split_heads(_project(x, attn, "v"), attn.h)                 # (N, h, 1, d_k)
+    k, v = cache.append(i, k_new, v_new)                                 # (N, h, t+1, d_k) each
+    # no mask: the cache holds only the past and the present, what a causal mask would allow
+    heads, _ = scaled_dot_product_attention(q, k, v)                     # (N, h, 1, d_k)
+    return _project(_merge_heads(heads), attn, "o")                      # (N, 1, d_model)
+
+
+def _cross_attention_step(attn, x, cache, i):
+    """The new position attends over the memory's cached keys and values: x (N, 1, d_model) -> (N, 1, d_model)."""
+    q = _split_heads(_project(x, attn, "q"), attn.h)                     # (N, h, 1, d_k)
+    heads, _ = scaled_dot_product_attention(q, cache.cross_k[i], cache.cross_v[i],
+                                            mask=cache.src_mask)         # (N, h, 1, d_k)
+    return _project(_merge_heads(heads), attn, "o")                      # (N, 1, d_model)
+
+
+def _layer_step(layer, x, cache, i):
+    """DecoderLayer.forward for one new position, reading and extending the cache: (N, 1, d_model) -> (N, 1, d_model).
+
+    Same sublayers, same order, same post-LN / pre-LN arrangement as DecoderLayer.forward; the
+    layer's own LayerNorms, FeedForward and Dropouts (identities in eval mode) are used."""
+    if layer.norm_first:
+        x = x + layer.drop1.forward(_self_attention_step(layer.self_attn, layer.norm1.forward(x), cache, i))    # (N, 1, d_model)
+        x = x + layer.drop2.forward(_cross_attention_step(layer.cross_attn, layer.norm2.forward(x), cache, i))  # (N, 1, d_model)
+        x = x + layer.drop3.forward(layer.ff.forward(layer.norm3.forward(x)))                                   # (N, 1, d_model)
+    else:
+        x = layer.norm1.forward(x + layer.drop1.forward(_self_attention_step(layer.self_attn, x, cache, i)))    # (N, 1, d_model)
+        x = layer.norm2.forward(x + layer.drop2.forward(_cross_attention_step(layer.cross_attn, x, cache, i)))  # (N, 1, d_model)
+        x = layer.norm3.forward(x + layer.drop3.forward(layer.ff.forward(x)))                                   # (N, 1, d_model)
+    return x
+
+
+def decoder_step(model, cache, new_token_ids):
+    """Run the decoder on one new position per row and return that position's logits.
+
+    model: a Transformer, in eval mode (dropout off) for deterministic output.
+    cache: a DecoderCache holding the keys and values of positions 0 .. t-1 (t = cache.length).
+    new_token_ids: (N,) integer ids of the tokens at position t (BOS at t = 0).
+    Returns logits (N, V) for the token at position t + 1, equal (up to rounding) to
+    model.decode(prefix, ...)[:, -1] on the whole (N, t + 1) prefix. Extends the cache by one.
+
+    Work per step: O(layers * N * d_model^2) for the projections and feed-forward of one
+    position, O(layers * N * (t + S) * d_model) for attention over t + 1 cached keys and S source
+    keys: linear in t, where recomputing the prefix costs O(t d_model^2 + t^2 d_model).
+    """
+    if not isinstance(cache, DecoderCache):
+        raise TypeError(f"cache must be a DecoderCache, got {type(cache).__name__}")
+    ids = np.asarray(new_token_ids)
+    if ids.shape != (cache.num_rows,) or not np.issubdtype(ids.dtype, np.integer):
+        raise ValueError(f"new_token_ids must hold one integer id per cache row, shape ({cache.num_rows},); "
+                         f"got shape {ids.shape}, dtype {ids.dtype}")
+    t = cache.length
+    if t >= cache.capacity:
+        raise ValueError(f"the cache is full ({cache.capacity} positions); build it with a larger capacity")
+    x = model.tgt_embed.forward(ids[:, None], offset=t)                  # (N, 1, d_model), position t
+    for i, layer in enumerate(model.decoder.layers):
+        x = _layer_step(layer, x, cache, i)                              # (N, 1, d_model)
+    if model.decoder.norm is not None:
+        x = model.decoder.norm.forward(x)                                # (N, 1, d_model)
+    cache.length = t + 1
+    return model.out_proj.forward(x[:, 0])                               # (N, V)
+
+
+# ----------------------------------------------------------------------------
+# shared pieces of the searches
+
+@contextmanager
+def _eval_mode(model):
+    """Switch dropout off for the duration, then restore the model's previous mode."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def _check_id(value, name, V, allow_none=False):
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer token id, got {value!r}")
+    if not 0 <= value < V:
+        raise ValueError(f"{name}={value} is not in the target vocabulary [0, {V}); "
+                         "pass the id your tokenizer gives the special token")
+    return int(value)
+
+
+def _check_args(model, bos_id, eos_id, max_len):
+    if not isinstance(model, Transformer):
+        raise TypeError(f"decoding needs an attnkit.models.Transformer, got {type(model).__name__}")
+    c = model.config
+    bos_id = _check_id(bos_id, "bos_id", c.tgt_vocab_size)
+    eos_id = _check_id(eos_id, "eos_id", c.tgt_vocab_size, allow_none=True)
+    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
+        raise ValueError(f"max_len must be a positive integer (the most tokens to generate), got {max_len!r}")
+    if max_len > c.max_len:
+        raise ValueError(f"max_len={max_len} exceeds the model's max_len={c.max_len} (its position table); "
+                         f"pass max_len <= {c.max_len}")
+    return bos_id, eos_id, int(max_len)
+
+
+def _filler(model, eos_id):
+    """The id written after a sequence's end: the padding id, or EOS if the model has none."""
+    pad = model.config.pad_id
+    return pad if pad is not None else (eos_id if eos_id is not None else 0)
+
+
+def _banned(model, bos_id, eos_id):
+    """Ids never generated: padding and BOS (unless one of them is also EOS)."""
+    return sorted({i for i in (model.config.pad_id, bos_id) if i is not None and i != eos_id})
+
+
+def _next_log_probs(model, prefix, memory, src_mask, cache, banned):
+    """Log-probabilities (N, V) float64 of the token after each row of prefix (N, t).
+
+    With a cache only the last token is fed (decoder_step); without one, the whole prefix is
+    decoded again and the last position kept. tgt_lengths marks every prefix token as real, so a
+    generated id equal to pad_id is never masked out: both paths see the same inputs.
+    """
+    if cache is not None:
+        logits = decoder_step(model, cache, prefix[:, -1])               # (N, V)
+    else:
+        N, t = prefix.shape
+        logits = model.decode(prefix, memory, src_mask,
+                              tgt_lengths=np.full(N, t))[:, -1]          # (N, V)
+    logp = log_softmax(logits).astype(np.float64)                        # (N, V)
+    logp[:, banned] = -np.inf
+    return logp
+
+
+def gnmt_length_penalty(length, alpha):
+    """GNMT length penalty lp = ((5 + length) / 6) ** alpha (Wu et al., 2016); alpha = 0 gives 1.
+
+    Beam search ranks a finished hypothesis by log P(y | x) / lp(|y|). A sum of log-probabilities
+    only falls as a sequence grows, so unnormalized search favours short outputs; alpha in
+    [0.6, 1] (GNMT used 0.2-0.6 with coverage) evens this out. length counts EOS.
+    """
+    return ((5.0 + np.asarray(length, dtype=np.float64)) / 6.0) ** alpha
+
+
+def trim_at_eos(tokens, eos_id):
+    """(B, L) generated ids -> list of B lists, each cut before its first EOS (padding removed)."""
+    out = []
+    for row in np.asarray(tokens).tolist():
+        out.append(row[:row.index(eos_id)] if eos_id in row else row)
+    return out
+
+
+# ----------------------------------------------------------------------------
+# greedy search
+
+def greedy_decode(model, src_ids, bos_id, eos_id, max_len, src_lengths=None, use_cache=True):
+    """Greedy decoding: at every step append the most probable next token.
+
+    model: a Transformer. src_ids: (B, S) source ids (padding from config.pad_id or
+    src_lengths (B,)). bos_id: the first decoder input. eos_id: the id that ends a sequence
+    (None: never stop, every sequence gets max_len tokens). max_len: the most tokens generated
+    per sentence, EOS included (at most model.config.max_len).
+    use_cache: True feeds one token per step through decoder_step (O(t) work at step t);
+    False decodes the whole prefix again at every step (O(t^2) in attention), same tokens.
+
+    All B sentences are decoded together; a sentence that has produced EOS keeps receiving the
+    padding id (its score no longer changes), and the loop ends as soon as every sentence is done.
+    Returns tokens (B, L) int64, L <= max_len the number of steps run (each row: its tokens,
+    EOS, then padding), and scores (B,) float64, the sum of the chosen tokens' log-probabilities.
+    """
+    bos_id, eos_id, max_len = _check_args(model, bos_id, eos_id, max_len)
+    filler, banned = _filler(model, eos_id), _banned(model, bos_id, eos_id)
+    with _eval_mode(model):
+        memory, src_mask = model.encode(src_ids, src_lengths)            # (B, S, d_model), (B, 1, 1, S)
+        B = memory.shape[0]
+        cache = DecoderCache(model, memory, src_mask, capacity=max_len) if use_cache else None
+        prefix = np.full((B, 1), bos_id, dtype=np.int64)                 # (B, 1) decoder inputs
+        scores = np.zeros(B)                                             # (B,)
+        finished = np.zeros(B, dtype=bool)                               # (B,)
+        rows = np.arange(B)
+        for _ in range(max_len):
+            logp = _next_log_probs(model, prefix, memory, src_mask, cache, banned)  # (B, V)
+            token = np.where(finished, filler, np.argmax(logp, axis=1))  # (B,)
+            scores += np.where(finished, 0.0, logp[rows, token])         # (B,)
+            prefix = np.concatenate([prefix, token[:, None]], axis=1)    # (B, t + 1)
+            if eos_id is not None:
+                finished |= token == eos_id
+            if finished.all():
+                break
+    return prefix[:, 1:], scores                                         # (B, L), (B,)
+
+
+# ----------------------------------------------------------------------------
+# beam search
+
+def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penalty=0.0,
+                src_lengths=None, use_cache=True, return_all=False):
+    """Beam search: keep the beam_size best partial sequences (beams) of every sentence at each step.
+
+    model, src_ids, bos_id, eos_id, max_len, src_lengths, use_cache: as in greedy_decode.
+    beam_size: k >= 1, beams per sentence. length_penalty: alpha >= 0 of the GNMT penalty
+    (see gnmt_length_penalty); finished hypotheses are ranked by log P(y | x) / lp(|y|), and alpha = 0
+    ranks by the plain sum of log-probabilities.
+
+    Algorithm, for all B sentences at once (B * k rows, beams of sentence b in rows b*k .. b*k+k-1):
+      1. Each beam has a score, the sum of its tokens' log-probabilities; at the start beam 0 is
+         BOS with score 0 and the other k - 1 copies have -inf, so the first step expands one.
+      2. Every beam is extended by every token: k * V candidates per sentence, score = beam
+         score + log P(token | beam). The 2k best are kept (at most k of them end in EOS, so at
+         least k do not).
+      3. A candidate ending in EOS among the k best is set aside as a finished hypothesis
+         (as in fairseq: with k = 1 and alpha = 0 this makes beam search exactly greedy search).
+         At step max_len the k best candidates, with or without EOS, are finished.
+      4. The k best candidates without EOS become the new beams; the cache rows are gathered
+         from their parents (DecoderCache.reorder).
+      5. A sentence is done when its k-th best finished hypothesis scores at least as high as any
+         beam still could: a beam's log-probability can only fall, so with alpha >= 0 no
+         extension of a beam with score s can exceed s / lp(max_len). This bound is exact: the
+         result is the one running to max_len would give, only faster. The loop ends when every
+         sentence is done or after max_len steps.
+    Finished hypotheses are kept per sentence as the k best so far, in arrays (B, k, ...).
+
+    Returns, if return_all is False: tokens (B, L) int64 of the best hypothesis per sentence
+    (its tokens, EOS if it ended with one, then padding) and scores (B,) float64, its penalized
+    score log P / lp. If return_all is True: tokens (B, k, L) and scores (B, k), best first (a
+    slot no hypothesis reached has score -inf). L <= max_len is the longest returned hypothesis.
+    """
+    bos_id, eos_id, max_len = _check_args(model, bos_id, eos_id, max_len)
+    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
+        raise ValueError(f"beam_size must be a positive integer (1 is greedy search), got {beam_size!r}")
+    alpha = float(length_penalty)
+    if not alpha >= 0:
+        raise ValueError(f"length_penalty must be >= 0 (0: plain log-probabilities; 0.6-1 is usual), got {alpha}")
+    k = int(beam_size)
+    filler, banned = _filler(model, eos_id), _banned(model, bos_id, eos_id)
+    with _eval_mode(model):
+        memory, src_mask = model.encode(src_ids, src_lengths)            # (B, S, d_model), (B, 1, 1, S)
+        B = memory.shape[0]
+        memory = np.repeat(memory, k, axis=0)                            # (B*k, S, d_model)
+        src_mask = np.repeat(src_mask, k, axis=0)                        # (B*k, 1, 1, S)
+        cache = DecoderCache(model, memory, src_mask, max_len, beam_size=k) if use_cache else None
+        prefix = np.full((B * k, 1), bos_id, dtype=np.int64)             # (B*k, 1) decoder inputs
+        beam_scores = np.full((B, k), -np.inf)                           # (B, k) log P of each beam
+        beam_scores[:, 0] = 0.0
+        fin_scores = np.full((B, k), -np.inf)                            # (B, k) log P / lp, best first
+        fin_tokens = np.full((B, k, max_len), filler, dtype=np.int64)    # (B, k, max_len)
+        fin_lengths = np.zeros((B, k), dtype=np.int64)                   # (B, k)
+        done = np.zeros(B, dtype=bool)                                   # (B,)
+        rank = np.arange(2 * k)[None, :]                                 # (1, 2k) candidate rank
+        for t in range(1, max_len + 1):                                  # t = length of the candidates
+            logp = _next_log_probs(model, prefix, memory, src_mask, cache, banned)  # (B*k, V)
+            V = logp.shape[1]
+            cand = (beam_scores[:, :, None] + logp.reshape(B, k, V)).reshape(B, k * V)  # (B, k*V)
+            n_top = min(2 * k, k * V)
+            top = np.argsort(-cand, axis=1, kind="stable")[:, :n_top]    # (B, 2k) best first
+            top_scores = np.take_along_axis(cand, top, axis=1)           # (B, 2k)
+            parent, token = top // V, top % V                            # (B, 2k) each
+            generated = prefix.reshape(B, k, t)[:, :, 1:]                # (B, k, t-1) without BOS
+            cand_tokens = np.concatenate(
+                [np.take_along_axis(generated, parent[:, :, None], axis=1), token[:, :, None]], axis=2)  # (B, 2k, t)
+            is_eos = (token == eos_id) if eos_id is not None else np.zeros_like(token, dtype=bool)     # (B, 2k)
+
+            # 3. set finished hypotheses aside, keeping the k best per sentence
+            ends = is_eos if t < max_len else np.ones_like(is_eos)       # at max_len every candidate ends
+            ends = ends & (rank[:, :n_top] < k) & ~done[:, None]         # (B, 2k)
+            new_scores = np.where(ends, top_scores / gnmt_length_penalty(t, alpha), -np.inf)  # (B, 2k)
+            pad = np.full((B, n_top, max_len - t), filler, dtype=np.int64)
+            pool_scores = np.concatenate([fin_scores, new_scores], axis=1)  # (B, 3k)
+            pool_tokens = np.concatenate([fin_tokens, np.concatenate([cand_tokens, pad], axis=2)], axis=1)  # (B, 3k, max_len)
+            pool_lengths = np.concatenate([fin_lengths, np.full((B, n_top), t)], axis=1)  # (B, 3k)
+            best = np.argsort(-pool_scores, axis=1, kind="stable")[:, :k]  # (B, k); ties: older first
+            fin_scores = np.take_along_axis(pool_scores, best, axis=1)   # (B, k)
+            fin_tokens = np.take_along_axis(pool_tokens, best[:, :, None], axis=1)  # (B, k, max_len)
+            fin_lengths = np.take_along_axis(pool_lengths, best, axis=1)  # (B, k)
+            if t == max_len:
+                break
+
+            # 4. the k best candidates without EOS become the beams (a stable sort keeps score order)
+            keep = np.argsort(is_eos, axis=1, kind="stable")[:, :k]      # (B, k)
+            beam_scores = np.take_along_axis(top_scores, keep, axis=1)   # (B, k)
+            rows = (np.arange(B)[:, None] * k + np.take_along_axis(parent, keep, axis=1)).reshape(-1)  # (B*k,)
+            prefix = np.concatenate([prefix[rows], np.take_along_axis(token, keep, axis=1).reshape(-1, 1)],
+                                    axis=1)                              # (B*k, t + 1)
+            if cache is not None:
+                cache.reorder(rows)
+
+            # 5. a sentence is done when no beam can beat its k-th finished hypothesis
+            reachable = beam_scores[:, 0] / gnmt_length_penalty(max_len, alpha)  # (B,) beams are sorted
+            done |= fin_scores[:, k - 1] >= reachable
+            if done.all():
+                break
+    reached = np.isfinite(fin_scores)                                    # (B, k) slots holding a hypothesis
+    fin_tokens[~reached] = filler
+    lengths = np.where(reached, fin_lengths, 0)                          # (B, k)
+    if return_all:
+        L = max(int(lengths.max()), 1)
+        return fin_tokens[:, :, :L], fin_scores                          # (B, k, L), (B, k)
+    L = max(int(lengths[:, 0].max()), 1)
+    return fin_tokens[:, 0, :L], fin_scores[:, 0]                        # (B, L), (B,)
+
+
+# ----------------------------------------------------------------------------
+# scoring given outputs
+
+def sequence_log_probs(model, src_ids, tokens, bos_id, eos_id, src_lengths=None):
+    """log P(y | x) of given outputs under the model, decoding each whole sequence at once.
+
+    tokens: (B, L) generated ids as greedy_decode / beam_search return them; each row counts up
+    to and including its first eos_id (all L tokens if it has none; eos_id=None counts all).
+    Returns (B,) float64. No search and no banned ids: the reference for testing the searches.
+    """
+    bos_id, eos_id, _ = _check_args(model, bos_id, eos_id, 1)
+    tokens = np.asarray(tokens)
+    if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
+        raise ValueError(f"tokens must be a (B, L) integer array, got shape {tokens.shape}, dtype {tokens.dtype}")
+    B, L = tokens.shape
+    with _eval_mode(model):
+        memory, src_mask = model.encode(src_ids, src_lengths)            # (B, S, d_model)
+        inputs = np.concatenate([np.full((B, 1), bos_id), tokens[:, :-1]], axis=1)  # (B, L) shifted right
+        logits = model.decode(inputs, memory, src_mask, tgt_lengths=np.full(B, L))  # (B, L, V)
+    logp = log_softmax(logits.astype(np.float64))                        # (B, L, V)
+    picked = np.take_along_axis(logp, tokens[:, :, None], axis=2)[:, :, 0]  # (B, L)
+    if eos_id is None:
+        counted = np.ones((B, L), dtype=bool)
+    else:
+        is_eos = tokens == eos_id                                        # (B, L)
+        counted = np.cumsum(is_eos, axis=1) - is_eos == 0                # (B, L) up to the first EOS
+    return np.where(counted, picked, 0.0).sum(axis=1)                    # (B,)
