@@ -7,3 +7,8 @@
 """
 from .text import (PAD, UNK, BOS, EOS, tokenize_words, tokenize_chars, Vocab, pad_batch,
                    Batch, iterate_batches)
+from .sentiment import (SentimentData, SentimentSplit, load_rotten_tomatoes, rotten_tomatoes_split,
+                        split_by_movie, split_random, load_polarity_files, bag_of_words_baseline)
+from .translation import (TranslationTask, make_translation_task, load_tsv_pairs, split_pairs,
+                          split_german_number, generate_date_pairs, generate_number_pairs)
+from .surnames import SurnameData, SurnameSplit, load_surnames, char_ngram_baseline
