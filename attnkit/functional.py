@@ -108,6 +108,22 @@ def log_softmax_backward(dout, cache, axis=-1):
 # ----------------------------------------------------------------------------
 # scaled dot-product attention
 
+# The (..., T_q, T_k) score matrix is the big array of attention: 1 GiB in float32 for
+# B=8, h=8, T=2048. Softmax is elementwise work that NumPy does in one thread and at memory
+# speed, so both passes below walk the scores in blocks of query rows, for all batch and
+# head dimensions at once: a block of about BLOCK_BYTES stays in the CPU cache between the
+# matmul that writes it and the softmax steps that read it. The backward also needs only a
+# block-sized buffer for the score gradient instead of a second full matrix.
+BLOCK_BYTES = 8 * 2 ** 20
+
+
+def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
+    """Slices of the query axis, each covering about block_bytes of the (..., T_q, T_k) scores."""
+    block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
+    rows = max(1, min(T_q, block_bytes // max(1, lead_size * T_k * itemsize)))
+    return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)]
+
+
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
@@ -119,7 +135,10 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
          weights are divided by 1 - dropout_p, so the expectation is unchanged)
       rng: np.random.Generator used for dropout (required when dropout_p > 0)
     Returns out of shape (..., T_q, d_v), cache (a dict; cache["weights"] are the weights used,
-    after dropout, of shape (..., T_q, T_k)).
+    after dropout, of shape (..., T_q, T_k); cache["probs"] the softmax before dropout).
+
+    The cache holds ``out`` itself (the backward needs it): copy ``out`` before changing it in
+    place, or the gradients will be wrong.
     """
     q, k, v = require_float(q, "q"), require_float(k, "k"), require_float(v, "v")
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
@@ -135,36 +154,44 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
         raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
-    scale = 1.0 / np.sqrt(q.shape[-1])
+    if dropout_p > 0 and rng is None:
+        raise ValueError("attention dropout needs an rng: pass rng=np.random.default_rng(seed)")
+    *lead, T_q, d_k = q.shape
+    T_k, d_v = k.shape[-2], v.shape[-1]
+    if mask is not None:
+        mask = check_mask(mask, (*lead, T_q, T_k))
+    scale = 1.0 / np.sqrt(d_k)
+    qs = q * q.dtype.type(scale)                                    # (..., T_q, d_k) scale the small operand
+    kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
 
-    # The (..., T_q, T_k) score matrix is the big one: it is allocated once and every
-    # following step works in place on it, ending as the attention weights.
-    w = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))  # (..., T_q, T_k)
-    if mask is not None:
-        mask = check_mask(mask, w.shape)
-        np.copyto(w, -np.inf, where=~mask)                          # masked scores -> -inf
-    m = np.max(w, axis=-1, keepdims=True)                           # (..., T_q, 1)
-    if mask is not None:
-        m[~np.isfinite(m)] = 0                                      # fully masked rows stay -inf
-    w -= m
-    np.exp(w, out=w)                                                # masked entries: exp(-inf) = 0
-    s = np.sum(w, axis=-1, keepdims=True)                           # (..., T_q, 1)
-    if mask is not None:
-        s[s == 0] = np.inf                                          # fully masked row: 0 / inf = 0
-    w *= (1 / s).astype(w.dtype)                                    # (..., T_q, T_k) weights
+    probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
+    out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
+    for rows in query_blocks(int(np.prod(lead)), T_q, T_k, q.itemsize):
+        w = probs[..., rows, :]                                     # (..., Tb, T_k) a view, filled in place
+        np.matmul(qs[..., rows, :], kt, out=w)                      # scores
+        if mask is not None:
+            mb = mask if mask.shape[-2] == 1 else mask[..., rows, :]
+            np.copyto(w, -np.inf, where=~mb)                        # masked scores -> -inf
+        m = np.max(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
+        if mask is not None:
+            m[~np.isfinite(m)] = 0                                  # fully masked rows stay -inf
+        w -= m                                                      # largest score 0: exp cannot overflow
+        np.exp(w, out=w)                                            # masked entries: exp(-inf) = 0
+        s = np.sum(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
+        if mask is not None:
+            s[s == 0] = np.inf                                      # fully masked row: 0 * (1 / inf) = 0
+        w *= np.reciprocal(s)                                       # (..., Tb, T_k) weights; one divide a row
+        if dropout_p == 0:
+            np.matmul(w, v, out=out[..., rows, :])                  # (..., Tb, d_v) while w is in cache
 
-    keep = None
     if dropout_p > 0:
-        if rng is None:
-            raise ValueError("attention dropout needs an rng: pass rng=np.random.default_rng(seed)")
-        keep = rng.random(w.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
-        probs = w                                                   # softmax output, kept for backward
-        w = probs * keep                                            # (..., T_q, T_k) a second copy
-        w *= w.dtype.type(1.0 / (1.0 - dropout_p))
+        keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
+        weights = probs * keep                                      # (..., T_q, T_k) a second copy
+        weights *= weights.dtype.type(1.0 / (1.0 - dropout_p))
+        np.matmul(weights, v, out=out)                              # (..., T_q, d_v)
     else:
-        probs = w
-    out = np.matmul(w, v)                                           # (..., T_q, d_v)
-    cache = {"q": q, "k": k, "v": v, "probs": probs, "weights": w, "out": out,
+        weights = probs
+    cache = {"q": q, "k": k, "v": v, "probs": probs, "weights": weights, "out": out,
              "dropout_p": dropout_p, "scale": scale}
     return out, cache
 
@@ -172,24 +199,41 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
 def attention_backward(dout, cache):
     """Backward of attention_forward: dout (..., T_q, d_v) -> dq (..., T_q, d_k), dk (..., T_k, d_k), dv (..., T_k, d_v).
 
-    Softmax backward needs sum_j dP_ij P_ij; that equals dout_i . out_i (also with dropout),
-    which avoids a second (T_q, T_k) temporary. The buffer of dW becomes the score gradient.
+    With P the softmax, W the weights used (P, or P with dropout) and dW = dout v^T, the score
+    gradient is dS = P * (dP - rowsum(dP * P)), where dP = dW (no dropout) or dW * W / P.
+    The row sum equals dout_i . out_i (also with dropout), which needs no (T_q, T_k) temporary,
+    and dS is computed one block of query rows at a time in a reused buffer.
     """
     q, k, v = cache["q"], cache["k"], cache["v"]
     probs, w, out, scale = cache["probs"], cache["weights"], cache["out"], cache["scale"]
+    dout = require_float(dout, "dout")
+    if dout.shape != out.shape:
+        raise ValueError(f"dout must have the shape of the attention output {out.shape}, got {dout.shape}")
     dout = dout.astype(w.dtype, copy=False)
+    *lead, T_q, T_k = w.shape
     dv = np.matmul(np.swapaxes(w, -1, -2), dout)                    # (..., T_k, d_v)
-    ds = np.matmul(dout, np.swapaxes(v, -1, -2))                    # (..., T_q, T_k) grad of weights used
-    row = np.sum(dout * out, axis=-1, keepdims=True)                # (..., T_q, 1)
-    if w is probs:                                                  # no dropout: ds = P * (dW - row)
-        ds -= row
-        ds *= probs
-    else:                                                           # dropout: dP = dW * keep / (1 - p),
-        ds *= w                                                     # so P * dP = w * dW
-        ds -= probs * row
-    dq = np.matmul(ds, k)                                           # (..., T_q, d_k)
+    row = np.sum(dout * out, axis=-1, keepdims=True)                # (..., T_q, 1) = rowsum(dP * P)
+    vt = np.swapaxes(v, -1, -2)                                     # (..., d_v, T_k) a view
+    blocks = query_blocks(int(np.prod(lead)), T_q, T_k, w.itemsize)
+    Tb = blocks[0].stop
+    buf = np.empty((*lead, Tb, T_k), dtype=w.dtype)                 # (..., Tb, T_k) reused for every block
+    dq = np.empty_like(q)                                           # (..., T_q, d_k)
+    dk = np.zeros_like(k)                                           # (..., T_k, d_k) sums over blocks
+    dk_part = np.empty_like(k) if len(blocks) > 1 else dk           # (..., T_k, d_k)
+    for rows in blocks:
+        ds = buf[..., : rows.stop - rows.start, :]                  # (..., Tb, T_k)
+        np.matmul(dout[..., rows, :], vt, out=ds)                   # dW, the gradient of the weights used
+        if w is probs:                                              # no dropout: dS = P * (dW - row)
+            ds -= row[..., rows, :]
+            ds *= probs[..., rows, :]
+        else:                                                       # dropout: P * dP = W * dW
+            ds *= w[..., rows, :]
+            ds -= probs[..., rows, :] * row[..., rows, :]
+        np.matmul(ds, k, out=dq[..., rows, :])                      # (..., Tb, d_k)
+        np.matmul(np.swapaxes(ds, -1, -2), q[..., rows, :], out=dk_part)  # (..., T_k, d_k)
+        if dk_part is not dk:
+            dk += dk_part
     dq *= dq.dtype.type(scale)
-    dk = np.matmul(np.swapaxes(ds, -1, -2), q)                      # (..., T_k, d_k)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
 

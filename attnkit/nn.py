@@ -15,6 +15,12 @@ Every layer is a Module:
 Weights multiply from the right, ``x @ W`` with W of shape (d_in, d_out). Layers are created
 in float32 by default (pass dtype=np.float64 for gradient checks); outputs keep the dtype of
 the parameters and inputs.
+
+Initialization: every weight matrix (Linear, the four projections of MultiHeadAttention, the two
+layers of FeedForward) is Xavier/Glorot uniform, U(-a, a) with a = sqrt(6 / (d_in + d_out));
+biases start at 0; embeddings are N(0, 1/d_model); LayerNorm starts as gamma = 1, beta = 0.
+Random draws come from the ``rng`` (a np.random.Generator) or ``seed`` passed in, else from
+seed 0, so a model built twice is the same model.
 """
 import math
 
@@ -142,7 +148,7 @@ class ModuleList(Module):
 
 
 class Linear(Module):
-    """Affine map y = x @ W + b applied to the last axis."""
+    """Affine map y = x @ W + b on the last axis; W (d_in, d_out) Xavier uniform, b (d_out,) zeros."""
 
     def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -223,20 +229,23 @@ class SinusoidalPositionalEncoding(Module):
     def forward(self, x, offset=0):
         """x: (B, T, d_model) -> x + PE[offset : offset + T]. `offset` serves incremental decoding."""
         x = require_float(x, "x")
+        if x.ndim < 2 or x.shape[-1] != self.d_model:
+            raise ValueError(f"expected x of shape (..., T, d_model={self.d_model}), got shape {x.shape}")
+        if int(offset) != offset or offset < 0:
+            raise ValueError(f"offset must be a non-negative integer, got {offset!r}")
         T = x.shape[-2]
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"expected last dimension d_model={self.d_model}, got shape {x.shape}")
         if offset + T > self.max_len:
             raise ValueError(f"sequence of length {T} at offset {offset} exceeds max_len={self.max_len}; "
                              "build the encoding with a larger max_len")
         return x + self.table[offset:offset + T].astype(x.dtype, copy=False)
 
     def backward(self, dout):
+        """dout: (B, T, d_model) -> dx, the same: adding a constant passes the gradient through."""
         return dout
 
 
 class LayerNorm(Module):
-    """Normalizes each vector over its last axis to zero mean and unit variance, then scales and shifts."""
+    """Normalizes each vector over its last axis to zero mean and unit variance, then scales by gamma (init 1) and shifts by beta (init 0)."""
 
     def __init__(self, d_model, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -280,7 +289,7 @@ def _gelu(x):
 
 
 class FeedForward(Module):
-    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU -> Linear(d_ff, d_model)."""
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU (tanh form) -> Linear(d_ff, d_model)."""
 
     def __init__(self, d_model, d_ff, activation="relu", rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -303,6 +312,7 @@ class FeedForward(Module):
         return self.fc2.forward(hdn)                                      # (..., d_model)
 
     def backward(self, dout):
+        """dout: (..., d_model) -> dx (..., d_model)."""
         dh = self.fc2.backward(dout)                                      # (..., d_ff)
         if self.activation == "relu":
             da = dh * (self.cache > 0)
@@ -324,6 +334,7 @@ class Dropout(Module):
         self.rng = _rng(rng, seed)
 
     def forward(self, x):
+        """x: any shape -> the same shape; the identity in eval mode."""
         x = require_float(x, "x")
         if not self.training or self.p == 0:
             self.cache = None
@@ -334,6 +345,7 @@ class Dropout(Module):
         return x * self.cache
 
     def backward(self, dout):
+        """dout: the shape of x -> dx: the gradient flows through the kept entries, scaled alike."""
         return dout if self.cache is None else dout * self.cache
 
 
@@ -341,8 +353,9 @@ class MultiHeadAttention(Module):
     """Multi-head attention for self-attention (x_kv=None) and cross-attention.
 
     MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o + b_o, head_i = Attention(Q W_q^i, K W_k^i, V W_v^i),
-    where W_q^i is the i-th block of d_k columns of W_q. After each forward, ``attn_weights``
-    holds the weights used, (B, h, T_q, T_k).
+    where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model),
+    Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
+    the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):

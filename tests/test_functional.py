@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from attnkit import functional
 from attnkit.functional import (attention_backward, attention_forward, causal_mask, log_softmax,
                                 log_softmax_backward, padding_mask, scaled_dot_product_attention,
                                 softmax, softmax_backward)
@@ -372,3 +373,43 @@ def test_bad_mask_arguments():
         causal_mask(0)
     with pytest.raises(ValueError, match="positive integer length, got 2.5"):
         causal_mask(2.5)
+
+
+# ----------------------------------------------------------------------------
+# blocked computation: long sequences are processed a block of query rows at a time
+
+@pytest.mark.parametrize("name", ["batch_heads", "causal", "padding", "cross", "full_mask"])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_attention_in_blocks_of_query_rows_matches_one_block(name, dropout_p, monkeypatch):
+    qs, ks, vs, mask = CASES[name]
+    rng = np.random.default_rng(17)
+    q, k, v = randn(rng, *qs), randn(rng, *ks), randn(rng, *vs)
+    dout = randn(rng, *q.shape[:-1], v.shape[-1])
+    run = lambda: attention_forward(q, k, v, mask, dropout_p, np.random.default_rng(1))  # noqa: E731
+    out1, cache1 = run()
+    grads1 = attention_backward(dout, cache1)
+    monkeypatch.setattr(functional, "BLOCK_BYTES", 1)             # one query row per block
+    assert len(functional.query_blocks(4, q.shape[-2], k.shape[-2], 8)) == q.shape[-2]
+    out2, cache2 = run()
+    np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(cache2["weights"], cache1["weights"], rtol=1e-12, atol=1e-15)
+    for g2, g1 in zip(attention_backward(dout, cache2), grads1):
+        np.testing.assert_allclose(g2, g1, rtol=1e-12, atol=1e-14)
+    assert attention_gradcheck(q, k, v, mask, dropout_p) < TOL
+
+
+def test_query_blocks_cover_the_rows_once():
+    blocks = functional.query_blocks(lead_size=64, T_q=2048, T_k=2048, itemsize=4, block_bytes=64 * 2 ** 20)
+    assert [b.stop - b.start for b in blocks] == [128] * 16
+    blocks = functional.query_blocks(64, 100, 7, 4, block_bytes=64 * 7 * 4 * 30)   # 30 rows a block
+    assert np.array_equal(np.concatenate([np.arange(100)[b] for b in blocks]), np.arange(100))
+    assert [b.stop - b.start for b in blocks] == [30, 30, 30, 10]
+
+
+def test_attention_backward_checks_dout():
+    q, k, v = qkv((2, 4, 3), (2, 4, 3), (2, 4, 3))
+    out, cache = attention_forward(q, k, v)
+    with pytest.raises(ValueError, match=r"shape of the attention output \(2, 4, 3\), got \(2, 3, 4\)"):
+        attention_backward(np.ones((2, 3, 4)), cache)
+    with pytest.raises(TypeError, match="dout must be a floating-point array"):
+        attention_backward(np.ones((2, 4, 3), dtype=np.int64), cache)

@@ -445,10 +445,14 @@ def test_bad_module_inputs():
         Linear(8, 4).forward(np.ones((2, 8), dtype=np.int64))
     with pytest.raises(ValueError, match=r"d_model=6, got shape \(2, 5, 8\)"):
         LayerNorm(6).forward(x)
-    with pytest.raises(ValueError, match=r"d_model=6, got shape \(2, 5, 8\)"):
+    with pytest.raises(ValueError, match=r"d_model=6\), got shape \(2, 5, 8\)"):
         SinusoidalPositionalEncoding(10, 6).forward(x)
     with pytest.raises(ValueError, match="length 5 at offset 8 exceeds max_len=10"):
         SinusoidalPositionalEncoding(10, 8).forward(x, offset=8)
+    with pytest.raises(ValueError, match="offset must be a non-negative integer, got -1"):
+        SinusoidalPositionalEncoding(10, 8).forward(x, offset=-1)
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, d_model=8\), got shape \(8,\)"):
+        SinusoidalPositionalEncoding(10, 8).forward(x[0, 0])
     with pytest.raises(TypeError, match="floating-point"):
         Dropout(0.5).forward(np.ones(3, dtype=np.int32))
     mha = MultiHeadAttention(8, 2)
