@@ -153,14 +153,15 @@ def _layer_step(layer, x, cache, i):
 
     Same sublayers, same order, same post-LN / pre-LN arrangement as DecoderLayer.forward; the
     layer's own LayerNorms, FeedForward and Dropouts (identities in eval mode) are used."""
+    sa, ca = layer.self_attn, layer.cross_attn
     if layer.norm_first:
-        x = x + layer.drop1.forward(_self_attention_step(layer.self_attn, layer.norm1.forward(x), cache, i))    # (N, 1, d_model)
-        x = x + layer.drop2.forward(_cross_attention_step(layer.cross_attn, layer.norm2.forward(x), cache, i))  # (N, 1, d_model)
-        x = x + layer.drop3.forward(layer.ff.forward(layer.norm3.forward(x)))                                   # (N, 1, d_model)
+        x = x + layer.drop1.forward(_self_attention_step(sa, layer.norm1.forward(x), cache, i))     # (N, 1, d_model)
+        x = x + layer.drop2.forward(_cross_attention_step(ca, layer.norm2.forward(x), cache, i))    # (N, 1, d_model)
+        x = x + layer.drop3.forward(layer.ff.forward(layer.norm3.forward(x)))                       # (N, 1, d_model)
     else:
-        x = layer.norm1.forward(x + layer.drop1.forward(_self_attention_step(layer.self_attn, x, cache, i)))    # (N, 1, d_model)
-        x = layer.norm2.forward(x + layer.drop2.forward(_cross_attention_step(layer.cross_attn, x, cache, i)))  # (N, 1, d_model)
-        x = layer.norm3.forward(x + layer.drop3.forward(layer.ff.forward(x)))                                   # (N, 1, d_model)
+        x = layer.norm1.forward(x + layer.drop1.forward(_self_attention_step(sa, x, cache, i)))     # (N, 1, d_model)
+        x = layer.norm2.forward(x + layer.drop2.forward(_cross_attention_step(ca, x, cache, i)))    # (N, 1, d_model)
+        x = layer.norm3.forward(x + layer.drop3.forward(layer.ff.forward(x)))                       # (N, 1, d_model)
     return x
 
 
@@ -263,6 +264,16 @@ def _next_log_probs(model, prefix, memory, src_mask, cache, banned):
     return logp
 
 
+def _top_n(scores, n):
+    """Indices (B, n) of the n largest entries of each row of scores (B, M), largest first, ties
+    by lower index. argpartition finds the n in O(M), then only they are sorted: a full argsort of
+    the k * V candidates, O(M log M), would cost more than the decoder step for a large vocabulary."""
+    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]                 # (B, n) unordered
+    top_scores = np.take_along_axis(scores, top, axis=1)                 # (B, n)
+    order = np.lexsort((top, -top_scores), axis=-1)                      # (B, n) by score, then index
+    return np.take_along_axis(top, order, axis=1)                        # (B, n)
+
+
 def gnmt_length_penalty(length, alpha):
     """GNMT length penalty lp = ((5 + length) / 6) ** alpha (Wu et al., 2016); alpha = 0 gives 1.
 
@@ -359,6 +370,8 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
     bos_id, eos_id, max_len = _check_args(model, bos_id, eos_id, max_len)
     if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
         raise ValueError(f"beam_size must be a positive integer (1 is greedy search), got {beam_size!r}")
+    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float, np.integer, np.floating)):
+        raise TypeError(f"length_penalty must be a number alpha >= 0, got {length_penalty!r}")
     alpha = float(length_penalty)
     if not alpha >= 0:
         raise ValueError(f"length_penalty must be >= 0 (0: plain log-probabilities; 0.6-1 is usual), got {alpha}")
@@ -383,7 +396,7 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
             V = logp.shape[1]
             cand = (beam_scores[:, :, None] + logp.reshape(B, k, V)).reshape(B, k * V)  # (B, k*V)
             n_top = min(2 * k, k * V)
-            top = np.argsort(-cand, axis=1, kind="stable")[:, :n_top]    # (B, 2k) best first
+            top = _top_n(cand, n_top)                                    # (B, 2k) best first
             top_scores = np.take_along_axis(cand, top, axis=1)           # (B, 2k)
             parent, token = top // V, top % V                            # (B, 2k) each
             generated = prefix.reshape(B, k, t)[:, :, 1:]                # (B, k, t-1) without BOS
@@ -397,7 +410,8 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
             new_scores = np.where(ends, top_scores / gnmt_length_penalty(t, alpha), -np.inf)  # (B, 2k)
             pad = np.full((B, n_top, max_len - t), filler, dtype=np.int64)
             pool_scores = np.concatenate([fin_scores, new_scores], axis=1)  # (B, 3k)
-            pool_tokens = np.concatenate([fin_tokens, np.concatenate([cand_tokens, pad], axis=2)], axis=1)  # (B, 3k, max_len)
+            cand_tokens = np.concatenate([cand_tokens, pad], axis=2)     # (B, 2k, max_len)
+            pool_tokens = np.concatenate([fin_tokens, cand_tokens], axis=1)  # (B, 3k, max_len)
             pool_lengths = np.concatenate([fin_lengths, np.full((B, n_top), t)], axis=1)  # (B, 3k)
             best = np.argsort(-pool_scores, axis=1, kind="stable")[:, :k]  # (B, k); ties: older first
             fin_scores = np.take_along_axis(pool_scores, best, axis=1)   # (B, k)
