@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/bench_attention.py              # T = 128, 512, 2048
     .venv/bin/python benchmarks/bench_attention.py --quick      # T = 128, 512, fewer repeats
     .venv/bin/python benchmarks/bench_attention.py --T 512 --repeats 9
+    .venv/bin/python benchmarks/bench_attention.py --threads 1   # 1 BLAS and 1 PyTorch thread
 
 What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   attention   attnkit.functional.attention_forward (fwd) and attention_forward +
@@ -24,13 +25,23 @@ Peak extra memory, in MiB:
            It counts pages actually touched and includes allocator caching: an estimate.
 The (B, h, T, T) float32 score tensor alone is B*h*T*T*4 bytes (1 GiB at T=2048).
 PyTorch is optional: without it only attnkit's numbers are printed.
+
+Threads: NumPy's elementwise work (the softmax) runs in one thread; its matrix products run in
+OpenBLAS's threads (one per core by default), PyTorch runs everything in its own thread pool.
+--threads N sets both (OPENBLAS_NUM_THREADS before NumPy loads, torch.set_num_threads). On a
+machine that other processes keep busy, N=1 can be much faster for NumPy: every product of a
+(B, h, ...) stack is B*h separate BLAS calls, and each call waits for all its threads.
 """
 import argparse
 import os
+import sys
+
+if "--threads" in sys.argv:     # must be set before NumPy (and OpenBLAS) is imported
+    _n = sys.argv[sys.argv.index("--threads") + 1]
+    os.environ["OPENBLAS_NUM_THREADS"] = os.environ["OMP_NUM_THREADS"] = _n
 import resource
 import statistics
 import subprocess
-import sys
 import time
 import tracemalloc
 
@@ -155,7 +166,7 @@ def rss_probe(kind, T, backward):
 
 
 def torch_peak_mib(kind, T, backward):
-    cmd = [sys.executable, __file__, "--_probe", kind, str(T), str(int(backward))]
+    cmd = [sys.executable, __file__, "--_probe", kind, str(T), str(int(backward))]     # inherits the env
     res = subprocess.run(cmd, capture_output=True, text=True, check=True)
     return int(res.stdout.strip()) / MIB
 
@@ -168,8 +179,11 @@ def main():
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
+    ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
     ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.threads and torch is not None:
+        torch.set_num_threads(args.threads)
     if args._probe:
         kind, T, backward = args._probe
         rss_probe(kind, int(T), bool(int(backward)))
@@ -177,9 +191,10 @@ def main():
 
     use_torch = torch is not None and not args.no_torch
     Ts = args.T or ([128, 512] if args.quick else [128, 512, 2048])
-    print(f"numpy {np.__version__}, " + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), "
-                                        if use_torch else "PyTorch not used, ")
-          + f"{os.cpu_count()} CPUs; B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32")
+    print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
+          + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), " if use_torch else "PyTorch not used, ")
+          + f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
+          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32")
     print("times: median ms; mem: peak extra MiB (attnkit: tracemalloc, PyTorch: child-process "
           "peak RSS, an estimate)\n")
     head = f"{'workload':<10} {'pass':<8} {'T':>5} {'attnkit ms':>11}"
