@@ -259,7 +259,7 @@ def _next_log_probs(model, prefix, memory, src_mask, cache, banned):
         N, t = prefix.shape
         logits = model.decode(prefix, memory, src_mask,
                               tgt_lengths=np.full(N, t))[:, -1]          # (N, V)
-    logp = log_softmax(logits).astype(np.float64)                        # (N, V)
+    logp = log_softmax(logits.astype(np.float64))                        # (N, V) scores add up in float64
     logp[:, banned] = -np.inf
     return logp
 

@@ -17,9 +17,10 @@ O(d_model^2 + t d_model), so T tokens cost O(T) to O(T^2). The speed-up grows wi
 
 On a machine shared with other jobs, multi-threaded BLAS can be many times slower than one
 thread (threads wait on each other); compare runs with OPENBLAS_NUM_THREADS=1 set in the
-environment. Measured on a 2-core machine under heavy load (load average 13), one BLAS thread:
-T = 16, 32, 64, 128 took 0.85, 3.1, 11.8, 33.7 s without the cache and 0.33, 0.57, 1.03, 1.87 s
-with it: speed-ups of 2.5x, 5.4x, 11.4x, 18.1x.
+environment. Two runs on a 2-core machine under heavy load (load average 11-13), one BLAS
+thread, T = 16, 32, 64, 128: without the cache 0.85, 3.1, 11.8, 33.7 s and 0.70, 2.4, 7.3, 22.5 s;
+with it 0.33, 0.57, 1.03, 1.87 s and 0.25, 0.41, 0.79, 1.37 s; speed-ups 2.5x, 5.4x, 11.4x, 18.1x
+and 2.9x, 5.8x, 9.3x, 16.4x.
 """
 import argparse
 import statistics

@@ -121,8 +121,8 @@ def reference_greedy(model, src_row, max_len):
     out, score = [], 0.0
     while len(out) < max_len:
         tgt_in = np.array([[BOS] + out])
-        logp = log_softmax(model.decode(tgt_in, memory, src_mask, tgt_lengths=np.array([len(out) + 1]))[0, -1])
-        logp = logp.astype(np.float64)
+        logits = model.decode(tgt_in, memory, src_mask, tgt_lengths=np.array([len(out) + 1]))[0, -1]
+        logp = log_softmax(logits.astype(np.float64))
         logp[[PAD, BOS]] = -np.inf
         token = int(np.argmax(logp))
         out.append(token)
@@ -308,7 +308,7 @@ def reference_beam(model, src_row, k, max_len, alpha):
         n = len(beams)
         logits = model.decode(tgt_in, np.repeat(memory, n, axis=0), np.repeat(src_mask, n, axis=0),
                               tgt_lengths=np.full(n, t))[:, -1]                  # (n_beams, V)
-        logp = log_softmax(logits).astype(np.float64)
+        logp = log_softmax(logits.astype(np.float64))
         cands = [(score + logp[i, v], tokens + [v]) for i, (tokens, score) in enumerate(beams)
                  for v in range(logp.shape[1]) if v not in (PAD, BOS)]
         cands.sort(key=lambda c: -c[0])
