@@ -88,7 +88,7 @@ def test_softmax_reference_and_attnkit_pass():
 def test_softmax_wrong_answers_get_their_hint(fn, hint):
     result = check_softmax(fn)
     assert not result.passed
-    text = " ".join(repr(result).split())  # the repr is wrapped at 76 columns
+    text = " ".join(repr(result).split())  # the repr is wrapped at 72 columns
     assert text.startswith("NOT YET [softmax] "), text
     assert hint in text, text
     # one line of advice, never a traceback (the message, not the repr, which may be wrapped)
@@ -100,12 +100,12 @@ def test_softmax_underflow_hint():
     # subtracts the max on large inputs but not otherwise
     def big_only(x):
         return stable_softmax(x) if np.max(x) > 500 or x.dtype == np.float32 else naive_softmax(x)
-    text = " ".join(repr(check_softmax(big_only)).split())  # the repr is wrapped at 76 columns
+    text = " ".join(repr(check_softmax(big_only)).split())  # the repr is wrapped at 72 columns
     assert "scores around -1000" in text, text
 
 
 def test_softmax_passing_a_non_function():
-    text = " ".join(repr(check_softmax(stable_softmax(np.zeros(3)))).split())  # the repr is wrapped at 76 columns
+    text = " ".join(repr(check_softmax(stable_softmax(np.zeros(3)))).split())  # the repr is wrapped at 72 columns
     assert text.startswith("NOT YET") and "pass your function itself" in text
 
 
@@ -137,7 +137,7 @@ def test_attention_weights_reference_passes():
 def test_attention_weights_wrong_answers_get_their_hint(fn, hint):
     result = check_attention_weights(fn)
     assert not result.passed
-    text = " ".join(repr(result).split())  # the repr is wrapped at 76 columns
+    text = " ".join(repr(result).split())  # the repr is wrapped at 72 columns
     assert text.startswith("NOT YET [attention weights] "), text
     assert hint in text, text
     assert "\n" not in result.message, text
@@ -167,6 +167,6 @@ def test_soft_lookup_reference_passes():
 def test_soft_lookup_wrong_answers_get_their_hint(fn, hint):
     result = check_soft_lookup(fn)
     assert not result.passed
-    text = " ".join(repr(result).split())  # the repr is wrapped at 76 columns
+    text = " ".join(repr(result).split())  # the repr is wrapped at 72 columns
     assert text.startswith("NOT YET [soft lookup] "), text
     assert hint in text, text

@@ -30,7 +30,7 @@ class CheckResult:
     def __repr__(self):
         # wrapped, so a long hint reads without scrolling in the notebook and the book
         text = f"{'PASSED' if self.passed else 'NOT YET'} [{self.name}] {self.message}"
-        return textwrap.fill(text, width=76, subsequent_indent="    ", break_on_hyphens=False)
+        return textwrap.fill(text, width=72, subsequent_indent="    ", break_on_hyphens=False)
 
 
 def _describe(args):
