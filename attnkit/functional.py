@@ -123,7 +123,7 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
     """Slices of the query axis, each covering about block_bytes of the (..., T_q, T_k) scores."""
     block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
     rows = max(1, min(T_q, block_bytes // max(1, lead_size * T_k * itemsize)))
-    return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)]
+    return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)] or [slice(0, 0)]
 
 
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
@@ -132,7 +132,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
     Inputs:
       q: (..., T_q, d_k) queries; k: (..., T_k, d_k) keys; v: (..., T_k, d_v) values,
          with the same leading dimensions (batch, heads)
-      mask: optional boolean array broadcastable to (..., T_q, T_k); True = may attend
+      mask: optional boolean array broadcastable to (..., T_q, T_k); True = may attend. Masked
+         scores become -inf, not -1e9 (see the module docstring), so their weights are exactly 0
       dropout_p: probability of dropping each attention weight (inverted dropout: the kept
          weights are divided by 1 - dropout_p, so the expectation is unchanged)
       rng: np.random.Generator used for dropout (required when dropout_p > 0)
@@ -154,6 +155,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
             f"q, k, v must share their leading (batch, head) dimensions: q {q.shape}, k {k.shape}, v {v.shape}")
     if not (q.dtype == k.dtype == v.dtype):
         raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if k.shape[-2] == 0:
+        raise ValueError(f"attention needs at least one key, got k of shape {k.shape} (T_k = 0)")
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if dropout_p > 0 and rng is None:

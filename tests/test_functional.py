@@ -332,6 +332,9 @@ def test_bad_attention_inputs():
     q, k, v = qkv((2, 4, 3), (3, 4, 3), (3, 4, 3))
     with pytest.raises(ValueError, match=r"leading.*q \(2, 4, 3\)"):
         attention_forward(q, k, v)
+    q, k, v = qkv((2, 4, 3), (2, 0, 3), (2, 0, 3))
+    with pytest.raises(ValueError, match=r"at least one key, got k of shape \(2, 0, 3\)"):
+        attention_forward(q, k, v)
     q, k, v = qkv((4,), (4,), (4,))
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         attention_forward(q, k, v)
