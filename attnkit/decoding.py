@@ -266,11 +266,17 @@ def _next_log_probs(model, prefix, memory, src_mask, cache, banned):
 
 def _top_n(scores, n):
     """Indices (B, n) of the n largest entries of each row of scores (B, M), largest first, ties
-    by lower index. argpartition finds the n in O(M), then only they are sorted: a full argsort of
-    the k * V candidates, O(M log M), would cost more than the decoder step for a large vocabulary."""
-    top = np.argpartition(-scores, n - 1, axis=1)[:, :n]                 # (B, n) unordered
-    top_scores = np.take_along_axis(scores, top, axis=1)                 # (B, n)
-    order = np.lexsort((top, -top_scores), axis=-1)                      # (B, n) by score, then index
+    by lower index (as a stable argsort). np.partition finds the n-th largest score in O(M), then
+    only the n kept are sorted: a full argsort of the k * V candidates, O(M log M), costs more
+    than a decoder step for a large vocabulary."""
+    B, M = scores.shape
+    cut = -np.partition(-scores, n - 1, axis=1)[:, n - 1:n]              # (B, 1) the n-th largest
+    above = scores > cut                                                 # (B, M)
+    at_cut = scores == cut                                               # (B, M) ties: lowest indices first
+    room = n - above.sum(axis=1, keepdims=True)                          # (B, 1)
+    keep = above | (at_cut & (np.cumsum(at_cut, axis=1) <= room))        # (B, M), n True per row
+    top = np.nonzero(keep)[1].reshape(B, n)                              # (B, n) in index order
+    order = np.argsort(-np.take_along_axis(scores, top, axis=1), axis=1, kind="stable")  # (B, n)
     return np.take_along_axis(top, order, axis=1)                        # (B, n)
 
 

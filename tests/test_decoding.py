@@ -384,6 +384,15 @@ def test_helpers():
     assert trim_at_eos(np.array([[5, 6, EOS, PAD], [7, 7, 7, 7], [EOS, PAD, PAD, PAD]]), EOS) == [[5, 6], [7, 7, 7, 7], []]
 
 
+def test_top_n_sorted_best_first_ties_by_index():
+    """_top_n (argpartition, then a sort of the n kept) equals a stable full argsort."""
+    rng = np.random.default_rng(0)
+    scores = rng.integers(-50, 0, size=(6, 2000)).astype(np.float64)  # many ties
+    scores[:, ::7] = -np.inf
+    for n in (1, 8, 2000):
+        assert np.array_equal(decoding._top_n(scores, n), np.argsort(-scores, axis=1, kind="stable")[:, :n])
+
+
 def test_clear_errors():
     model = make_model()
     src = np.array([[3, 4, 5]])
