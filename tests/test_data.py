@@ -240,6 +240,35 @@ def test_number_pairs_reorder_and_cover_large_numbers():
     assert max(len(t) for _, t in pairs) >= 12
 
 
+def test_translation_vocabularies_cover_valid_and_test():
+    # each number appears once: without care 'zero' -> 'null' could sit only in test, as <unk>
+    task = translation.make_translation_task("numbers", 150, 60, 60, seed=2)
+    train_sources = {" ".join(s) for s, _ in task.train}
+    assert all(" ".join(translation.number_pair(k)[0]) in train_sources
+               for k in translation.NUMBER_CORE)
+    small = {" ".join(translation.number_pair(k)[0]) for k in translation.NUMBER_CORE}
+    assert not small & {" ".join(s) for s, _ in task.valid + task.test}
+    for name, n_train in (("numbers", 150), ("dates", 60)):
+        task = translation.make_translation_task(name, n_train, 60, 60, seed=2)
+        for part in (task.valid, task.test):
+            src, tgt = task.encode(part)
+            assert task.src_vocab.unk_id not in {i for row in src for i in row}
+            assert task.tgt_vocab.unk_id not in {i for row in tgt for i in row}
+    with pytest.raises(ValueError, match="n_train must be at least 100"):
+        translation.make_translation_task("numbers", 50, 10, 10)
+
+
+def test_closed_sets_hold_every_generated_token():
+    english, german = translation.number_words()
+    rng = random.Random(1)
+    for n in [rng.randrange(10 ** 9) for _ in range(400)] + [0, 10 ** 9 - 1]:
+        en, de = translation.number_pair(n)
+        assert set(en) <= set(english) and set(de) <= set(german), n
+    chars = set(translation.date_characters())
+    for src, tgt in translation.generate_date_pairs(300, seed=4):
+        assert set(src) | set(tgt) <= chars
+
+
 def test_load_tsv_pairs(tmp_path):
     path = tmp_path / "deu.txt"
     path.write_text("Go.\tGeh.\tCC-BY 2.0 (France) Attribution: tatoeba.org #2877272\n"

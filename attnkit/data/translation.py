@@ -20,6 +20,16 @@ Two generated tasks, both seeded, with train/valid/test sharing no source string
   is ~100% right in 30 s; nine-digit numbers give outputs of up to 17 tokens (English up to
   22) whose middle is easy to get locally right and globally wrong, where beam search can
   beat greedy decoding. The digit-count sampling keeps short numbers in the mix.
+
+Vocabularies and unseen words. Each number (and each date string) appears once, so a word
+could end up only in the validation or test split: 'zero' -> 'null' is a single pair, and if it
+landed in test, both words would be ``<unk>``, unknown to the model whatever it learned. Two
+measures prevent that. The numbers 0 to 99 (``NUMBER_CORE``: every unit, teen and tens word and
+every 'ein und zwanzig' pattern) always go to the training split, so valid and test hold only
+numbers from 100 up; and both tasks build their vocabularies from the training pairs *plus* the
+closed set of tokens the generator can produce (:func:`number_words`, :func:`date_characters`),
+so no test token is ever ``<unk>``. A token that only the closed set contributes gets an id but
+was never trained on.
 """
 from __future__ import annotations
 
@@ -35,7 +45,8 @@ from .text import Vocab, tokenize_chars, tokenize_words
 
 __all__ = [
     "DATE_LOCALES", "DATE_FORMATS", "format_date_pair", "generate_date_pairs",
-    "split_german_number", "number_pair", "generate_number_pairs", "split_pairs",
+    "date_characters", "split_german_number", "number_pair", "draw_numbers",
+    "generate_number_pairs", "number_words", "NUMBER_CORE", "split_pairs",
     "TranslationTask", "make_translation_task", "load_tsv_pairs",
 ]
 
@@ -92,6 +103,21 @@ def generate_date_pairs(n: int, seed: int = 0, locales: Sequence[str] = DATE_LOC
     return list(pairs.items())
 
 
+def date_characters(locales: Sequence[str] = DATE_LOCALES,
+                    formats: Sequence[str] = DATE_FORMATS) -> list[str]:
+    """Every character the date task can produce: all month and weekday names in every locale
+    and format (12 months and 7 consecutive days of 2001 cover them), the digits and '-'."""
+    days = [datetime.date(2001, m, 1) for m in range(1, 13)]
+    days += [datetime.date(2001, 1, 1) + datetime.timedelta(days=i) for i in range(7)]
+    days += [datetime.date(2099, 12, 28)]                     # every digit in day and year
+    chars = set("0123456789-")
+    for day in days:
+        for loc in locales:
+            for fmt in formats:
+                chars.update(format_date_pair(day, loc, fmt)[0])
+    return sorted(chars)
+
+
 # ----------------------------------------------------------------------------
 # number words
 
@@ -137,11 +163,11 @@ def number_pair(n: int) -> Pair:
     return tokenize_words(num2words(n, lang="en")), split_german_number(num2words(n, lang="de"))
 
 
-def generate_number_pairs(n: int, seed: int = 0, max_digits: int = 9) -> list[Pair]:
-    """``n`` distinct numbers as (English tokens, German tokens), drawn with ``default_rng(seed)``.
+def draw_numbers(n: int, seed: int = 0, max_digits: int = 9) -> list[int]:
+    """``n`` distinct integers drawn with ``default_rng(seed)``, in the order first drawn.
 
     The digit count is uniform in 1..``max_digits`` and the number uniform among numbers with
-    that many digits (0 counts as one digit), repeated draws are redrawn.
+    that many digits (0 counts as one digit); a number drawn again is skipped.
     """
     if not 1 <= max_digits <= 12:
         raise ValueError(f"max_digits must be in 1..12, got {max_digits}")
@@ -153,7 +179,35 @@ def generate_number_pairs(n: int, seed: int = 0, max_digits: int = 9) -> list[Pa
         d = int(rng.integers(1, max_digits + 1))
         low = 0 if d == 1 else 10 ** (d - 1)
         seen.setdefault(int(rng.integers(low, 10 ** d)), None)
-    return [number_pair(k) for k in seen]
+    return list(seen)
+
+
+def generate_number_pairs(n: int, seed: int = 0, max_digits: int = 9) -> list[Pair]:
+    """``n`` distinct numbers as (English tokens, German tokens), drawn as :func:`draw_numbers` does."""
+    return [number_pair(k) for k in draw_numbers(n, seed, max_digits)]
+
+
+# Always in the training split of the numbers task: every word below a hundred, and every
+# 'unit und tens' reordering, is seen in training at least once.
+NUMBER_CORE = range(100)
+
+
+def number_words(max_digits: int = 9) -> tuple[list[str], list[str]]:
+    """The closed sets of (English, German) tokens that numbers below 10**max_digits produce.
+
+    Numbers are written three digits at a time, so the words of 0..999 and of a few numbers
+    with a 1 or a 2 before each scale word ('one million' / 'eine Million', 'two million' /
+    'zwei Millionen', 'one thousand and one' / 'ein tausend eins') cover them all.
+    """
+    numbers = list(range(1000))
+    for power in range(3, max_digits, 3):
+        numbers += [10 ** power, 2 * 10 ** power, 10 ** power + 1, 21 * 10 ** power + 121]
+    english, german = set(), set()
+    for k in numbers:
+        en, de = number_pair(k)
+        english.update(en)
+        german.update(de)
+    return sorted(english), sorted(german)
 
 
 # ----------------------------------------------------------------------------
@@ -212,22 +266,44 @@ def make_translation_task(name: str, n_train: int = 20000, n_valid: int = 1000,
                           n_test: int = 1000, seed: int = 0) -> TranslationTask:
     """Generate the ``"dates"`` or ``"numbers"`` task with disjoint splits and vocabularies.
 
-    The same seed gives the same data. Vocabularies come from the training pairs only.
+    The same seed gives the same data. For "numbers", the 100 numbers of ``NUMBER_CORE``
+    (0 to 99) are part of the training split (so ``n_train >= 100``) and the other splits
+    hold numbers from 100 up. Vocabularies: the training tokens, most frequent first, then
+    the tokens of the task's closed set never seen in training (:func:`number_words`,
+    :func:`date_characters`), so that no valid or test token is ``<unk>``.
     """
     total = n_train + n_valid + n_test
     if name == "dates":
         strings = generate_date_pairs(total, seed)
         pairs = [(tokenize_chars(s), tokenize_chars(t)) for s, t in strings]
+        train, valid, test = split_pairs(pairs, n_train, n_valid, n_test, seed)
+        closed_src, closed_tgt = date_characters(), list("0123456789-")
         seps = ("", "")
     elif name == "numbers":
-        pairs = generate_number_pairs(total, seed)
+        core = list(NUMBER_CORE)
+        if n_train < len(core):
+            raise ValueError(f"the numbers task puts 0..{core[-1]} in the training split: "
+                             f"n_train must be at least {len(core)}, got {n_train}")
+        # draw 100 extra numbers: after removing the core, at least `total` remain
+        rest = [k for k in draw_numbers(total + len(core), seed) if k > core[-1]]
+        pairs = [number_pair(k) for k in rest[:total - len(core)]]
+        train, valid, test = split_pairs(pairs, n_train - len(core), n_valid, n_test, seed)
+        train = [number_pair(k) for k in core] + train
+        order = np.random.default_rng(seed).permutation(len(train))
+        train = [train[i] for i in order]            # the core spread through the list
+        closed_src, closed_tgt = number_words()
         seps = (" ", " ")
     else:
         raise ValueError(f"unknown translation task {name!r}: choose 'dates' or 'numbers'")
-    train, valid, test = split_pairs(pairs, n_train, n_valid, n_test, seed)
-    src_vocab = Vocab.build((s for s, _ in train), seq2seq=True)
-    tgt_vocab = Vocab.build((t for _, t in train), seq2seq=True)
+    src_vocab = _vocab_with_closed_set([s for s, _ in train], closed_src)
+    tgt_vocab = _vocab_with_closed_set([t for _, t in train], closed_tgt)
     return TranslationTask(name, train, valid, test, src_vocab, tgt_vocab, *seps)
+
+
+def _vocab_with_closed_set(texts, closed):
+    """Vocab.build on the training texts, then the closed-set tokens they lack, in sorted order."""
+    vocab = Vocab.build(texts, seq2seq=True)
+    return Vocab(vocab.tokens + [t for t in sorted(closed) if t not in vocab])
 
 
 # ----------------------------------------------------------------------------
