@@ -258,6 +258,24 @@ def test_translation_vocabularies_cover_valid_and_test():
         translation.make_translation_task("numbers", 50, 10, 10)
 
 
+def test_translation_batches_shift_targets_for_teacher_forcing():
+    task = translation.make_translation_task("numbers", 120, 10, 10, seed=0)
+    stream = task.batches(16, rng=0)
+    seen = 0
+    for _ in range(10):                                      # more than one epoch (8 batches)
+        (src, tgt_in), tgt_out = next(stream)
+        assert src.shape[0] == tgt_in.shape[0] <= 16 and tgt_in.shape == tgt_out.shape
+        assert np.all(tgt_in[:, 0] == task.tgt_vocab.bos_id)
+        real = tgt_out != 0
+        assert np.array_equal(tgt_in[:, 1:][real[:, 1:]], tgt_out[:, :-1][real[:, 1:]])
+        assert np.all((tgt_out == task.tgt_vocab.eos_id).sum(axis=1) == 1)
+        assert np.all(src[np.arange(len(src)), (src != 0).sum(axis=1) - 1] == task.src_vocab.eos_id)
+        seen += len(src)
+    assert seen > len(task.train)
+    first = next(task.batches(16, rng=3))
+    assert all(np.array_equal(a, b) for a, b in zip(first[0], next(task.batches(16, rng=3))[0]))
+
+
 def test_closed_sets_hold_every_generated_token():
     english, german = translation.number_words()
     rng = random.Random(1)

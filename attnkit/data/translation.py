@@ -37,11 +37,11 @@ import datetime
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .text import Vocab, tokenize_chars, tokenize_words
+from .text import Vocab, iterate_batches, tokenize_chars, tokenize_words
 
 __all__ = [
     "DATE_LOCALES", "DATE_FORMATS", "format_date_pair", "generate_date_pairs",
@@ -260,6 +260,23 @@ class TranslationTask:
     def decode_target(self, ids) -> str:
         """Target ids (e.g. a decoder's output) as text, stopping at ``<eos>``."""
         return self.tgt_sep.join(self.tgt_vocab.decode(ids))
+
+    def batches(self, batch_size: int, rng, pairs: Sequence[Pair] | None = None,
+                bucket: bool = True) -> Iterator:
+        """An endless stream of teacher-forcing batches ``((src, tgt_in), tgt_out)`` for ``train``.
+
+        src (B, S): source ids ending in ``<eos>``; tgt_in (B, T): ``<bos>`` y_1 ... y_n, the
+        decoder's inputs; tgt_out (B, T): y_1 ... y_n ``<eos>``, the tokens to predict, i.e. the
+        target shifted left by one. Padding is 0 (``<pad>``). pairs: the training split unless
+        given; rng: a seeded Generator (or int seed), reused across epochs so every epoch has a
+        new, reproducible order; bucket: group similar lengths (less padding, see
+        :func:`~attnkit.data.text.iterate_batches`).
+        """
+        src, tgt = self.encode(self.train if pairs is None else pairs)
+        rng = np.random.default_rng(rng)
+        while True:
+            for b in iterate_batches(src, batch_size, targets=tgt, rng=rng, bucket=bucket):
+                yield (b.x, b.y[:, :-1]), b.y[:, 1:]          # (B, S), (B, T), (B, T)
 
 
 def make_translation_task(name: str, n_train: int = 20000, n_valid: int = 1000,
