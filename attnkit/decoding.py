@@ -29,48 +29,59 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from .functional import log_softmax, scaled_dot_product_attention
+from .functional import log_softmax
 from .models import Transformer
 
-__all__ = ["DecoderCache", "decoder_step", "greedy_decode", "beam_search", "gnmt_length_penalty",
+__all__ = ["DecoderCache", "LayerCache", "decoder_step", "greedy_decode", "beam_search", "gnmt_length_penalty",
            "sequence_log_probs", "trim_at_eos"]
 
 
 # ----------------------------------------------------------------------------
 # the key/value cache and one decoder step
 
-def _project(x, attn, name):
-    """x @ W_name + b_name with the weights of a MultiHeadAttention: (N, T, d_model) -> (N, T, d_model)."""
-    out = x @ attn.params[f"W_{name}"]                                   # (N, T, d_model)
-    if attn.bias:
-        out = out + attn.params[f"b_{name}"]
-    return out
+class LayerCache:
+    """One decoder layer's keys and values while decoding: its self-attention's, one position per step, and its cross-attention's over the memory."""
 
-
-def _split_heads(x, h):
-    """(N, T, d_model) -> (N, h, T, d_k)."""
-    N, T, d_model = x.shape
-    return x.reshape(N, T, h, d_model // h).transpose(0, 2, 1, 3)        # (N, h, T, d_k)
-
-
-def _merge_heads(x):
-    """(N, h, T, d_k) -> (N, T, h * d_k)."""
-    N, h, T, d_k = x.shape
-    return x.transpose(0, 2, 1, 3).reshape(N, T, h * d_k)                # (N, T, d_model)
-
-
-class DecoderCache:
-    """Per-layer self-attention keys/values of the positions decoded so far, and the memory's cross-attention keys/values."""
-
-    def __init__(self, model, memory, src_mask, capacity, beam_size=1):
-        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
-        (rows repeated beam_size times for beam search); capacity: the most positions that will
-        be decoded (at most model.config.max_len).
+    def __init__(self, layer, memory, memory_mask, capacity, keep_cross_weights=False):
+        """layer: a DecoderLayer; memory (N, S, d_model), memory_mask (N, 1, 1, S); capacity: positions to hold.
 
         The self-attention buffers are allocated once at full capacity and filled one position
         per step: growing them with np.concatenate would copy the whole cache at every step.
+        keep_cross_weights: also keep each step's cross-attention weights, (N, h, capacity, S).
+        """
+        N, S, _ = memory.shape
+        attn = layer.self_attn
+        self.length = 0                                                   # positions filled
+        self.k = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
+        self.v = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
+        # the memory is the same at every step: its keys and values are projected once
+        self.memory_k, self.memory_v = layer.cross_attn.keys_values(memory)  # (N, h, S, d_k) each
+        self.memory_mask = memory_mask                                    # (N, 1, 1, S)
+        self.cross_weights = (np.zeros((N, attn.h, capacity, S), dtype=memory.dtype)  # (N, h, capacity, S)
+                              if keep_cross_weights else None)
+
+    def append(self, k_new, v_new):
+        """Write the new position's key and value (N, h, 1, d_k); return the keys and values of
+        all positions so far, views of shape (N, h, t + 1, d_k)."""
+        t = self.length
+        self.k[:, :, t] = k_new[:, :, 0]                                  # (N, h, d_k)
+        self.v[:, :, t] = v_new[:, :, 0]                                  # (N, h, d_k)
+        self.length = t + 1
+        return self.k[:, :, :t + 1], self.v[:, :, :t + 1]                 # (N, h, t+1, d_k) each
+
+
+class DecoderCache:
+    """The key/value caches of every decoder layer (LayerCache), filled one position per decoder_step."""
+
+    def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
+        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
+        (rows repeated beam_size times for beam search); capacity: the most positions that will
+        be decoded (at most model.config.max_len). keep_cross_weights: record every step's
+        cross-attention weights for alignment plots (see cross_attention_weights).
+
         Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
-        source position for cross-attention.
+        source position for cross-attention; layers * N * h * capacity * S more for the
+        cross-attention weights if kept.
         """
         if not isinstance(model, Transformer):
             raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
@@ -88,33 +99,36 @@ class DecoderCache:
                              f"got {capacity}")
         if beam_size < 1 or N % beam_size:
             raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
-        self.capacity, self.beam_size, self.length = capacity, beam_size, 0
+        self.capacity, self.beam_size = capacity, beam_size
         self.src_mask = src_mask                                          # (N, 1, 1, S)
-        h, d_k = c.num_heads, c.d_model // c.num_heads
-        layers = model.decoder.layers
-        self.self_k = [np.zeros((N, h, capacity, d_k), dtype=memory.dtype) for _ in layers]  # (N, h, capacity, d_k)
-        self.self_v = [np.zeros((N, h, capacity, d_k), dtype=memory.dtype) for _ in layers]  # (N, h, capacity, d_k)
-        self.cross_k = [_split_heads(_project(memory, layer.cross_attn, "k"), h) for layer in layers]  # (N, h, S, d_k)
-        self.cross_v = [_split_heads(_project(memory, layer.cross_attn, "v"), h) for layer in layers]  # (N, h, S, d_k)
+        self.keep_cross_weights = keep_cross_weights
+        self.layers = [LayerCache(layer, memory, src_mask, capacity, keep_cross_weights)
+                       for layer in model.decoder.layers]
 
     @property
     def num_rows(self):
         return self.src_mask.shape[0]
 
-    def append(self, i, k_new, v_new):
-        """Write the new position's keys and values (N, h, 1, d_k) of layer i; return the keys and
-        values of all positions so far, views of shape (N, h, t + 1, d_k)."""
-        t = self.length
-        self.self_k[i][:, :, t] = k_new[:, :, 0]                          # (N, h, d_k)
-        self.self_v[i][:, :, t] = v_new[:, :, 0]                          # (N, h, d_k)
-        return self.self_k[i][:, :, :t + 1], self.self_v[i][:, :, :t + 1]  # (N, h, t+1, d_k) each
+    @property
+    def length(self):
+        """Positions decoded so far (t)."""
+        return self.layers[0].length
+
+    def cross_attention_weights(self):
+        """List (one per layer) of the cross-attention weights (N, h, t, S) of the t positions
+        decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
+        gives for a whole sequence. Needs keep_cross_weights=True."""
+        if not self.keep_cross_weights:
+            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
+        return [c.cross_weights[:, :, :c.length] for c in self.layers]
 
     def reorder(self, index):
         """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
 
-        Only the self-attention keys and values move; the memory's are the same for every beam of
-        a sentence, so index must send each row to a row of the same sentence (beam search's
-        parents always are). Cost: a copy of the filled part, O(N t d_model) per layer.
+        Only the self-attention keys and values (and the recorded cross-attention weights) move;
+        the memory's are the same for every beam of a sentence, so index must send each row to a
+        row of the same sentence (beam search's parents always are). Cost: a copy of the filled
+        part, O(N t d_model) per layer.
         """
         index = np.asarray(index)
         N, k = self.num_rows, self.beam_size
@@ -124,45 +138,10 @@ class DecoderCache:
             raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
                              "(the cross-attention keys and values are not reordered)")
         t = self.length
-        for buffers in (self.self_k, self.self_v):
-            for buf in buffers:
-                buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, d_k), gathered rows
-
-
-def _self_attention_step(attn, x, cache, i):
-    """One new query position attends over every cached position of layer i: x (N, 1, d_model) -> (N, 1, d_model)."""
-    q = _split_heads(_project(x, attn, "q"), attn.h)                     # (N, h, 1, d_k)
-    k_new = _split_heads(_project(x, attn, "k"), attn.h)                 # (N, h, 1, d_k)
-    v_new = _split_heads(_project(x, attn, "v"), attn.h)                 # (N, h, 1, d_k)
-    k, v = cache.append(i, k_new, v_new)                                 # (N, h, t+1, d_k) each
-    # no mask: the cache holds only the past and the present, what a causal mask would allow
-    heads, _ = scaled_dot_product_attention(q, k, v)                     # (N, h, 1, d_k)
-    return _project(_merge_heads(heads), attn, "o")                      # (N, 1, d_model)
-
-
-def _cross_attention_step(attn, x, cache, i):
-    """The new position attends over the memory's cached keys and values: x (N, 1, d_model) -> (N, 1, d_model)."""
-    q = _split_heads(_project(x, attn, "q"), attn.h)                     # (N, h, 1, d_k)
-    heads, _ = scaled_dot_product_attention(q, cache.cross_k[i], cache.cross_v[i],
-                                            mask=cache.src_mask)         # (N, h, 1, d_k)
-    return _project(_merge_heads(heads), attn, "o")                      # (N, 1, d_model)
-
-
-def _layer_step(layer, x, cache, i):
-    """DecoderLayer.forward for one new position, reading and extending the cache: (N, 1, d_model) -> (N, 1, d_model).
-
-    Same sublayers, same order, same post-LN / pre-LN arrangement as DecoderLayer.forward; the
-    layer's own LayerNorms, FeedForward and Dropouts (identities in eval mode) are used."""
-    sa, ca = layer.self_attn, layer.cross_attn
-    if layer.norm_first:
-        x = x + layer.drop1.forward(_self_attention_step(sa, layer.norm1.forward(x), cache, i))     # (N, 1, d_model)
-        x = x + layer.drop2.forward(_cross_attention_step(ca, layer.norm2.forward(x), cache, i))    # (N, 1, d_model)
-        x = x + layer.drop3.forward(layer.ff.forward(layer.norm3.forward(x)))                       # (N, 1, d_model)
-    else:
-        x = layer.norm1.forward(x + layer.drop1.forward(_self_attention_step(sa, x, cache, i)))     # (N, 1, d_model)
-        x = layer.norm2.forward(x + layer.drop2.forward(_cross_attention_step(ca, x, cache, i)))    # (N, 1, d_model)
-        x = layer.norm3.forward(x + layer.drop3.forward(layer.ff.forward(x)))                       # (N, 1, d_model)
-    return x
+        for c in self.layers:
+            for buf in (c.k, c.v, c.cross_weights):
+                if buf is not None:
+                    buf[:, :, :t] = buf[index, :, :t]                     # (N, h, t, d_k or S), gathered rows
 
 
 def decoder_step(model, cache, new_token_ids):
@@ -188,11 +167,12 @@ def decoder_step(model, cache, new_token_ids):
     if t >= cache.capacity:
         raise ValueError(f"the cache is full ({cache.capacity} positions); build it with a larger capacity")
     x = model.tgt_embed.forward(ids[:, None], offset=t)                  # (N, 1, d_model), position t
-    for i, layer in enumerate(model.decoder.layers):
-        x = _layer_step(layer, x, cache, i)                              # (N, 1, d_model)
+    for layer, layer_cache in zip(model.decoder.layers, cache.layers):
+        x = layer.forward(x, None, kv_cache=layer_cache)                 # (N, 1, d_model)
+        if cache.keep_cross_weights:
+            layer_cache.cross_weights[:, :, t] = layer.cross_attn.attn_weights[:, :, 0]  # (N, h, S)
     if model.decoder.norm is not None:
         x = model.decoder.norm.forward(x)                                # (N, 1, d_model)
-    cache.length = t + 1
     return model.out_proj.forward(x[:, 0])                               # (N, V)
 
 

@@ -91,12 +91,14 @@ def log_softmax(x, axis=-1):
     """log(softmax(x)) computed stably as x - logsumexp(x); all -inf slices give -inf."""
     x = require_float(x, "x")
     m = np.max(x, axis=axis, keepdims=True)
-    m = np.where(np.isfinite(m), m, 0).astype(x.dtype)
-    shifted = x - m
-    s = np.sum(np.exp(shifted), axis=axis, keepdims=True)
+    m[~np.isfinite(m)] = 0                                  # all -inf slice: avoid (-inf) - (-inf) = nan
+    out = x - m                                             # the one full-size result, updated in place
+    s = np.sum(np.exp(out), axis=axis, keepdims=True)
     with np.errstate(divide="ignore", invalid="ignore"):
-        out = shifted - np.log(s)
-    return np.where(s > 0, out, -np.inf).astype(x.dtype)
+        out -= np.log(s)                                    # an all -inf slice gives nan here: set below
+    if not np.all(s > 0):
+        np.copyto(out, -np.inf, where=np.broadcast_to(s == 0, out.shape))
+    return out
 
 
 def log_softmax_backward(dout, cache, axis=-1):

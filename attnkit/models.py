@@ -97,21 +97,46 @@ class DecoderLayer(Module):
         self.drop2 = Dropout(dropout, rng=rng)
         self.drop3 = Dropout(dropout, rng=rng)
 
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
+    def forward(self, x, memory, self_mask=None, memory_mask=None, kv_cache=None):
         """x: (B, T, d_model); memory: (B, S, d_model); self_mask broadcastable to (B, h, T, T)
         (causal and target padding); memory_mask broadcastable to (B, h, T, S) (source padding).
-        Returns (B, T, d_model)."""
+        Returns (B, T, d_model).
+
+        kv_cache: None in training. In incremental decoding, this layer's key/value cache (an
+        attnkit.decoding.LayerCache), and x (N, 1, d_model) is the one new position: the self-attention
+        appends its key and value to the cache and reads all cached ones, the cross-attention reads
+        the memory's cached keys and values (memory and the masks are then not used). Inference
+        only: there is no backward through a cached step.
+        """
         if self.norm_first:
-            x = x + self.drop1.forward(self.self_attn.forward(self.norm1.forward(x), mask=self_mask))  # (B, T, d_model)
+            x = x + self.drop1.forward(
+                self._self_attention(self.norm1.forward(x), self_mask, kv_cache))                       # (B, T, d_model)
             x = x + self.drop2.forward(
-                self.cross_attn.forward(self.norm2.forward(x), memory, mask=memory_mask))             # (B, T, d_model)
+                self._cross_attention(self.norm2.forward(x), memory, memory_mask, kv_cache))            # (B, T, d_model)
             x = x + self.drop3.forward(self.ff.forward(self.norm3.forward(x)))                         # (B, T, d_model)
         else:
-            x = self.norm1.forward(x + self.drop1.forward(self.self_attn.forward(x, mask=self_mask)))  # (B, T, d_model)
+            x = self.norm1.forward(
+                x + self.drop1.forward(self._self_attention(x, self_mask, kv_cache)))                   # (B, T, d_model)
             x = self.norm2.forward(
-                x + self.drop2.forward(self.cross_attn.forward(x, memory, mask=memory_mask)))         # (B, T, d_model)
+                x + self.drop2.forward(self._cross_attention(x, memory, memory_mask, kv_cache)))        # (B, T, d_model)
             x = self.norm3.forward(x + self.drop3.forward(self.ff.forward(x)))                         # (B, T, d_model)
         return x
+
+    def _self_attention(self, x, mask, kv_cache):
+        if kv_cache is None:
+            return self.self_attn.forward(x, mask=mask)                     # (B, T, d_model)
+        if x.shape[1] != 1:
+            raise ValueError(f"a cached decoder step takes one new position, x of shape (N, 1, d_model); "
+                             f"got {x.shape}")
+        k, v = kv_cache.append(*self.self_attn.keys_values(x))             # (N, h, t+1, d_k) each
+        # no mask: the cache holds only the past and the present, what the causal mask would allow
+        return self.self_attn.attend_cached(x, k, v)                       # (N, 1, d_model)
+
+    def _cross_attention(self, x, memory, mask, kv_cache):
+        if kv_cache is None:
+            return self.cross_attn.forward(x, memory, mask=mask)            # (B, T, d_model)
+        return self.cross_attn.attend_cached(x, kv_cache.memory_k, kv_cache.memory_v,
+                                             mask=kv_cache.memory_mask)  # (N, 1, d_model)
 
     def backward(self, dout):
         """dout: (B, T, d_model) -> (dx (B, T, d_model), dmemory (B, S, d_model))."""

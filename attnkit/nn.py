@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .functional import attention_backward, attention_forward, require_float
+from .functional import attention_backward, attention_forward, require_float, scaled_dot_product_attention
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
            "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
@@ -164,10 +164,11 @@ class Linear(Module):
         if x.shape[-1] != self.d_in:
             raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape {x.shape}")
         self.cache = x
-        out = x @ self.params["W"]                                      # (..., d_out)
+        # one 2-D matmul: numpy runs (B, T, d_in) @ W as B separate small products, ~2x slower
+        out = x.reshape(-1, self.d_in) @ self.params["W"]              # (N, d_out)
         if "b" in self.params:
             out += self.params["b"]
-        return out
+        return out.reshape(*x.shape[:-1], self.d_out)                   # (..., d_out)
 
     def backward(self, dout):
         """dout: (..., d_out) -> dx (..., d_in)."""
@@ -176,7 +177,7 @@ class Linear(Module):
         self.grads["W"] += x2.T @ d2                                      # (d_in, d_out)
         if "b" in self.params:
             self.grads["b"] += d2.sum(axis=0)                             # (d_out,)
-        return dout @ self.params["W"].T                                  # (..., d_in)
+        return (d2 @ self.params["W"].T).reshape(x.shape)                 # (..., d_in)
 
 
 class Embedding(Module):
@@ -356,6 +357,8 @@ class MultiHeadAttention(Module):
     where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model),
     Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
+    The steps of forward are public (project, split_heads, merge_heads, project_qkv,
+    keys_values) and attend_cached reuses keys and values computed earlier (decoding).
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
@@ -375,47 +378,65 @@ class MultiHeadAttention(Module):
                 self.add_param(f"b_{name}", np.zeros(d_model, dtype=dtype))           # (d_model,)
         self.attn_weights = None
 
-    def _project(self, x, name):
-        out = x @ self.params[f"W_{name}"]                                # (B, T, d_model)
+    def project(self, x, name):
+        """x (..., d_model) @ W_name + b_name, for name "q", "k", "v" or "o" -> (..., d_model)."""
+        # one 2-D matmul: numpy runs (B, T, d) @ W as B separate small products, ~2x slower
+        out = x.reshape(-1, self.d_model) @ self.params[f"W_{name}"]      # (N, d_model), N = B T
         if self.bias:
             out += self.params[f"b_{name}"]
-        return out
+        return out.reshape(x.shape)                                       # (..., d_model)
 
-    def _split(self, x):
+    def split_heads(self, x):
+        """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
         B, T, _ = x.shape
         return x.reshape(B, T, self.h, self.d_k).transpose(0, 2, 1, 3)   # (B, h, T, d_k)
 
-    def _merge(self, x):
+    def merge_heads(self, x):
+        """(B, h, T, d_k) -> (B, T, d_model): the heads side by side, the inverse of split_heads."""
         B, _, T, _ = x.shape
         return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)       # (B, T, d_model)
+
+    def _w_qkv(self):
+        """W_q, W_k, W_v side by side, (d_model, 3 d_model): three projections of one input, one matmul."""
+        return np.concatenate([self.params["W_q"], self.params["W_k"], self.params["W_v"]], axis=1)
+
+    def project_qkv(self, x):
+        """Queries, keys and values of one input (self-attention) in one matmul:
+        x (B, T, d_model) -> q, k, v, each (B, h, T, d_k)."""
+        B, T, d = x.shape
+        qkv = x.reshape(B * T, d) @ self._w_qkv()                         # (B T, 3 d_model)
+        if self.bias:
+            qkv += np.concatenate([self.params["b_q"], self.params["b_k"], self.params["b_v"]])
+        return tuple(self.split_heads(y.reshape(B, T, d)) for y in np.split(qkv, 3, axis=1))  # 3 x (B, h, T, d_k)
+
+    def keys_values(self, x_kv):
+        """Keys and values of x_kv (B, T_k, d_model) -> k, v, each (B, h, T_k, d_k): what a
+        key/value cache keeps (see attnkit.decoding)."""
+        return self.split_heads(self.project(x_kv, "k")), self.split_heads(self.project(x_kv, "v"))
+
+    def _check_input(self, x, name):
+        x = require_float(x, name)
+        if x.ndim != 3 or x.shape[-1] != self.d_model:
+            raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
+        return x
 
     def forward(self, x_q, x_kv=None, mask=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
         mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model)."""
-        x_q = require_float(x_q, "x_q")
+        x_q = self._check_input(x_q, "x_q")
         self_attn = x_kv is None
-        x_kv = x_q if self_attn else require_float(x_kv, "x_kv")
-        for name, x in (("x_q", x_q), ("x_kv", x_kv)):
-            if x.ndim != 3 or x.shape[-1] != self.d_model:
-                raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
+        x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
         if self_attn:
-            # one matmul for the three projections of the same input
-            W = np.concatenate([self.params["W_q"], self.params["W_k"], self.params["W_v"]], axis=1)
-            qkv = x_q @ W                                                  # (B, T, 3 d_model)
-            if self.bias:
-                qkv += np.concatenate([self.params["b_q"], self.params["b_k"], self.params["b_v"]])
-            q, k, v = np.split(qkv, 3, axis=-1)                            # 3 x (B, T, d_model)
+            q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
         else:
-            q = self._project(x_q, "q")                                    # (B, T_q, d_model)
-            k = self._project(x_kv, "k")                                   # (B, T_k, d_model)
-            v = self._project(x_kv, "v")                                   # (B, T_k, d_model)
+            q = self.split_heads(self.project(x_q, "q"))                   # (B, h, T_q, d_k)
+            k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
         p = self.dropout if self.training else 0.0
-        heads, attn_cache = attention_forward(self._split(q), self._split(k), self._split(v),
-                                              mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
-        concat = self._merge(heads)                                        # (B, T_q, d_model)
-        out = self._project(concat, "o")                                   # (B, T_q, d_model)
+        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
+        concat = self.merge_heads(heads)                                   # (B, T_q, d_model)
+        out = self.project(concat, "o")                                    # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
         self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
         return out
@@ -425,18 +446,42 @@ class MultiHeadAttention(Module):
         x_q, x_kv, self_attn, concat, attn_cache = self.cache
         d = self.d_model
         g = self.grads
-        g["W_o"] += concat.reshape(-1, d).T @ dout.reshape(-1, d)
+        d2 = dout.reshape(-1, d)                                           # (B T_q, d_model)
+        g["W_o"] += concat.reshape(-1, d).T @ d2                           # (d_model, d_model)
         if self.bias:
-            g["b_o"] += dout.reshape(-1, d).sum(axis=0)
-        dconcat = dout @ self.params["W_o"].T                              # (B, T_q, d_model)
-        dq, dk, dv = attention_backward(self._split(dconcat), attn_cache)  # (B, h, T, d_k) each
-        dq, dk, dv = self._merge(dq), self._merge(dk), self._merge(dv)     # (B, T, d_model) each
+            g["b_o"] += d2.sum(axis=0)
+        dconcat = (d2 @ self.params["W_o"].T).reshape(dout.shape)         # (B, T_q, d_model)
+        dq, dk, dv = attention_backward(self.split_heads(dconcat), attn_cache)   # (B, h, T, d_k) each
+        dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d_model) each
+        if self_attn:
+            # the three projections read one input: one (d, 3d) weight gradient and one matmul for dx
+            x2 = x_q.reshape(-1, d)                                        # (B T, d_model)
+            dqkv = np.concatenate([dq, dk, dv], axis=-1).reshape(-1, 3 * d)  # (B T, 3 d_model)
+            dW = x2.T @ dqkv                                               # (d_model, 3 d_model)
+            db = dqkv.sum(axis=0)                                          # (3 d_model,)
+            for i, name in enumerate("qkv"):
+                g[f"W_{name}"] += dW[:, i * d:(i + 1) * d]
+                if self.bias:
+                    g[f"b_{name}"] += db[i * d:(i + 1) * d]
+            return (dqkv @ self._w_qkv().T).reshape(x_q.shape)             # (B, T, d_model)
         for name, x, dy in (("q", x_q, dq), ("k", x_kv, dk), ("v", x_kv, dv)):
             g[f"W_{name}"] += x.reshape(-1, d).T @ dy.reshape(-1, d)
             if self.bias:
                 g[f"b_{name}"] += dy.reshape(-1, d).sum(axis=0)
-        dx_q = dq @ self.params["W_q"].T                                   # (B, T_q, d_model)
-        dx_kv = dk @ self.params["W_k"].T + dv @ self.params["W_v"].T      # (B, T_k, d_model)
-        if self_attn:
-            return dx_q + dx_kv
+        dx_q = (dq.reshape(-1, d) @ self.params["W_q"].T).reshape(x_q.shape)  # (B, T_q, d_model)
+        dx_kv = (dk.reshape(-1, d) @ self.params["W_k"].T
+                 + dv.reshape(-1, d) @ self.params["W_v"].T).reshape(x_kv.shape)  # (B, T_k, d_model)
         return dx_q, dx_kv
+
+    def attend_cached(self, x_q, k, v, mask=None):
+        """Inference with keys and values computed earlier (a key/value cache), no dropout, no backward.
+
+        x_q: (B, T_q, d_model) new query positions; k, v: (B, h, T_k, d_k) as keys_values or
+        project_qkv return them; mask: boolean, broadcastable to (B, h, T_q, T_k).
+        Returns (B, T_q, d_model); ``attn_weights`` holds the weights (B, h, T_q, T_k).
+        """
+        x_q = self._check_input(x_q, "x_q")
+        q = self.split_heads(self.project(x_q, "q"))                       # (B, h, T_q, d_k)
+        heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, h, T_q, d_k)
+        self.cache = None                                                  # nothing to backpropagate
+        return self.project(self.merge_heads(heads), "o")                  # (B, T_q, d_model)

@@ -91,13 +91,44 @@ def test_decoder_step_equals_full_decode(norm_first, dtype, tol, tie):
     assert np.abs(steps - full).max() < tol * np.abs(full).max()
 
 
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_cross_attention_weights_equal_full_decode(norm_first):
+    model = make_model(norm_first)
+    rng = np.random.default_rng(1)
+    src = rng.integers(3, V, size=(2, 5))
+    src[0, 4:] = PAD
+    memory, src_mask = model.encode(src)
+    tgt = rng.integers(3, V, size=(2, 4))
+    model.decode(tgt, memory, src_mask)
+    full = model.attention_weights()["decoder_cross"]                # per layer (2, h, 4, 5)
+    cache = DecoderCache(model, memory, src_mask, capacity=6, keep_cross_weights=True)
+    for t in range(4):
+        decoder_step(model, cache, tgt[:, t])
+    got = cache.cross_attention_weights()                            # per layer (2, h, 4, 5)
+    assert len(got) == len(full)
+    for g, f in zip(got, full):
+        assert g.shape == f.shape
+        np.testing.assert_allclose(g, f, rtol=0, atol=1e-12)
+    assert np.all(got[0][0, :, :, 4] == 0)                           # the padded source position
+    with pytest.raises(ValueError, match="keep_cross_weights"):
+        DecoderCache(model, memory, src_mask, capacity=6).cross_attention_weights()
+
+
+def test_cached_layer_step_takes_one_position():
+    model = make_model(False)
+    memory, src_mask = model.encode(np.full((1, 3), 5))
+    cache = DecoderCache(model, memory, src_mask, capacity=4)
+    with pytest.raises(ValueError, match="one new position"):
+        model.decoder.layers[0].forward(np.zeros((1, 2, model.config.d_model)), None, kv_cache=cache.layers[0])
+
+
 def test_reorder_gathers_parents_rows():
     """After reorder, a step equals decoding the reordered prefixes from scratch."""
     model = make_model(True)
     rng = np.random.default_rng(3)
     src = np.repeat(rng.integers(3, V, size=(2, 4)), 2, axis=0)      # 2 sentences x 2 beams
     memory, src_mask = model.encode(src)
-    cache = DecoderCache(model, memory, src_mask, capacity=4, beam_size=2)
+    cache = DecoderCache(model, memory, src_mask, capacity=4, beam_size=2, keep_cross_weights=True)
     prefix = rng.integers(3, V, size=(4, 3))
     for t in range(3):
         decoder_step(model, cache, prefix[:, t])
@@ -108,6 +139,8 @@ def test_reorder_gathers_parents_rows():
     ref = model.decode(np.concatenate([prefix[rows], new[:, None]], axis=1), memory, src_mask,
                        tgt_lengths=np.full(4, 4))[:, -1]             # (4, V)
     assert np.allclose(got, ref, atol=1e-12, rtol=0)
+    for g, f in zip(cache.cross_attention_weights(), model.attention_weights()["decoder_cross"]):
+        assert np.allclose(g, f, atol=1e-12, rtol=0)                 # the alignments moved with the rows
     with pytest.raises(ValueError, match="within a sentence"):
         cache.reorder(np.array([2, 1, 3, 2]))
 

@@ -214,6 +214,31 @@ def test_multihead_equals_concatenated_single_heads():
     assert mha.attn_weights.shape == (2, h, 3, 5)
 
 
+def test_mha_public_pieces_match_forward():
+    """project / split_heads / merge_heads / project_qkv / keys_values / attend_cached rebuild forward."""
+    rng = np.random.default_rng(11)
+    d, h = 12, 3
+    mha = mha_module(rng, d, h)
+    x_q, x_kv = randn(rng, 2, 3, d), randn(rng, 2, 5, d)
+    P = mha.params
+    np.testing.assert_allclose(mha.project(x_q, "k"), x_q @ P["W_k"] + P["b_k"], rtol=1e-12, atol=1e-14)
+    heads = mha.split_heads(x_kv)                                  # (B, h, T_k, d_k)
+    assert heads.shape == (2, h, 5, d // h)
+    np.testing.assert_array_equal(heads[:, 1], x_kv[:, :, d // h:2 * d // h])   # head i: columns i d_k ..
+    np.testing.assert_array_equal(mha.merge_heads(heads), x_kv)
+    for got, name in zip(mha.project_qkv(x_q), "qkv"):
+        np.testing.assert_allclose(got, mha.split_heads(mha.project(x_q, name)), rtol=1e-12, atol=1e-14)
+    mask = padding_mask([5, 4], 5)
+    out = mha.forward(x_q, x_kv, mask=mask)                        # (B, T_q, d)
+    weights = mha.attn_weights
+    k, v = mha.keys_values(x_kv)                                   # (B, h, T_k, d_k) each
+    cached = mha.attend_cached(x_q, k, v, mask=mask)
+    np.testing.assert_allclose(cached, out, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(mha.attn_weights, weights, rtol=1e-12, atol=1e-14)
+    with pytest.raises(TypeError):                                 # no backward through a cached call
+        mha.backward(np.ones_like(out))
+
+
 def test_mha_self_attention_is_permutation_equivariant():
     rng = np.random.default_rng(9)
     mha = mha_module(rng)
