@@ -14,7 +14,7 @@ from nbclient import NotebookClient
 
 def execute(path, timeout=900):
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False,
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", record_timing=False, coalesce_streams=True,
                             resources={"metadata": {"path": os.path.dirname(os.path.abspath(path))}})
     start = time.perf_counter()
     client.execute()
