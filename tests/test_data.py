@@ -229,6 +229,11 @@ def test_translation_tasks_are_disjoint_seeded_and_encodable():
         assert again.test == task.test
     dates = translation.make_translation_task("dates", 50, 10, 10, seed=1)
     assert all(len(t) == 10 and t[4] == "-" for _, t in dates.train)
+    babel_dates = pytest.importorskip("babel.dates")
+    for src, tgt in dates.test:                                 # origin: how each was written
+        locale, fmt = dates.origin["".join(src)]
+        day = datetime.date.fromisoformat("".join(tgt))
+        assert babel_dates.format_date(day, fmt, locale=locale) == "".join(src)
     with pytest.raises(ValueError, match="unknown translation task"):
         translation.make_translation_task("poems", 10, 1, 1)
 

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import datetime
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -78,12 +78,15 @@ def format_date_pair(day: datetime.date, locale: str, fmt: str) -> tuple[str, st
 
 
 def generate_date_pairs(n: int, seed: int = 0, locales: Sequence[str] = DATE_LOCALES,
-                        formats: Sequence[str] = DATE_FORMATS) -> list[tuple[str, str]]:
+                        formats: Sequence[str] = DATE_FORMATS,
+                        origin: dict | None = None) -> list[tuple[str, str]]:
     """``n`` distinct (formatted date, ISO date) string pairs, drawn with ``default_rng(seed)``.
 
     Each draw picks a day, a locale and a format uniformly; a source string already drawn is
     drawn again (so sources are unique). Raises ValueError if one source string would need two
-    different answers (an ambiguous format).
+    different answers (an ambiguous format). If ``origin`` is a dict, it receives
+    ``source -> (locale, format)`` of each pair's first draw (en_US and en_GB can write a date
+    the same way: the first draw's locale is kept).
     """
     if "short" in formats:
         raise ValueError("the 'short' formats (d/M/yy vs M/d/yy) are ambiguous; leave them out")
@@ -94,8 +97,10 @@ def generate_date_pairs(n: int, seed: int = 0, locales: Sequence[str] = DATE_LOC
         if len(pairs) == n:
             break
         day = _FIRST_DAY + datetime.timedelta(days=int(rng.integers(span)))
-        src, tgt = format_date_pair(day, locales[rng.integers(len(locales))],
-                                    formats[rng.integers(len(formats))])
+        locale, fmt = locales[rng.integers(len(locales))], formats[rng.integers(len(formats))]
+        src, tgt = format_date_pair(day, locale, fmt)
+        if origin is not None and src not in pairs:
+            origin[src] = (locale, fmt)
         if pairs.setdefault(src, tgt) != tgt:
             raise ValueError(f"ambiguous date format: {src!r} means {pairs[src]} and {tgt}")
     if len(pairs) < n:
@@ -250,6 +255,7 @@ class TranslationTask:
     tgt_vocab: Vocab      # built from train targets
     src_sep: str          # "" for characters, " " for words: src_sep.join(tokens) is readable text
     tgt_sep: str
+    origin: dict = field(default_factory=dict)   # dates: source text -> (locale, format)
 
     def encode(self, pairs: Sequence[Pair]) -> tuple[list[list[int]], list[list[int]]]:
         """Source ids (with a final ``<eos>``) and target ids (``<bos>`` ... ``<eos>``)."""
@@ -291,7 +297,8 @@ def make_translation_task(name: str, n_train: int = 20000, n_valid: int = 1000,
     """
     total = n_train + n_valid + n_test
     if name == "dates":
-        strings = generate_date_pairs(total, seed)
+        origin: dict = {}
+        strings = generate_date_pairs(total, seed, origin=origin)
         pairs = [(tokenize_chars(s), tokenize_chars(t)) for s, t in strings]
         train, valid, test = split_pairs(pairs, n_train, n_valid, n_test, seed)
         closed_src, closed_tgt = date_characters(), list("0123456789-")
@@ -310,11 +317,12 @@ def make_translation_task(name: str, n_train: int = 20000, n_valid: int = 1000,
         train = [train[i] for i in order]            # the core spread through the list
         closed_src, closed_tgt = number_words()
         seps = (" ", " ")
+        origin = {}
     else:
         raise ValueError(f"unknown translation task {name!r}: choose 'dates' or 'numbers'")
     src_vocab = _vocab_with_closed_set([s for s, _ in train], closed_src)
     tgt_vocab = _vocab_with_closed_set([t for _, t in train], closed_tgt)
-    return TranslationTask(name, train, valid, test, src_vocab, tgt_vocab, *seps)
+    return TranslationTask(name, train, valid, test, src_vocab, tgt_vocab, *seps, origin)
 
 
 def _vocab_with_closed_set(texts, closed):
