@@ -12,10 +12,11 @@ MATHJAX_DIR := book/_vendor/mathjax
 MATHJAX := $(MATHJAX_DIR)/tex-mml-chtml.js
 JB_FLAGS := -W -n --keep-going
 PAGE ?= book/intro
-# The chapters train small models: one BLAS thread is several times faster there than two
-# (a second OpenBLAS thread spends its time waiting on small matrix products; measured 34 vs
-# 147 ms a training step), and one setting for saving and checking notebooks keeps their numbers
-# identical. Override with `make test OPENBLAS_NUM_THREADS=2`; the benchmarks set their own.
+# One BLAS thread for tests, notebooks and lab. The chapters train small models, where a second
+# OpenBLAS thread mostly waits: on a busy 2-core machine one thread was 4x faster (34 against
+# 147 ms a training step); on an idle one two threads are about 20% faster (35 against 44 ms).
+# One setting everywhere also keeps the saved notebooks and their nbval re-runs identical.
+# Override with `make test OPENBLAS_NUM_THREADS=2`; the benchmarks use the library defaults.
 OPENBLAS_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS
 
