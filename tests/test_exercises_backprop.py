@@ -8,14 +8,7 @@ from attnkit.exercises.backprop import (check_attention_backward, check_encoder_
                                         check_transformer_shapes)
 from attnkit.models import EncoderLayer
 
-
-def fails_with(result, text):
-    assert not result.passed, f"expected a failure, got {result!r}"
-    assert text in result.message, f"expected hint containing {text!r}, got {result.message!r}"
-
-
-def passes(result):
-    assert result.passed, repr(result)
+from exercise_asserts import fails_with, passes
 
 
 # ---------------------------------------------------------------- softmax backward

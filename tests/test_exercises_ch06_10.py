@@ -8,14 +8,7 @@ from attnkit.exercises.layers import (check_attention_dropout, check_embed_input
                                       check_inverted_dropout, check_layer_norm, check_pre_ln_residual)
 from attnkit.exercises.masking import check_causal_mask, check_combined_mask, check_masked_softmax
 
-
-def fails_with(result, text):
-    assert not result.passed, f"expected a failure, got {result!r}"
-    assert text in result.message, f"expected hint containing {text!r}, got {result.message!r}"
-
-
-def passes(result):
-    assert result.passed, repr(result)
+from exercise_asserts import fails_with, passes
 
 
 # ---------------------------------------------------------------- chapter 6: layer norm

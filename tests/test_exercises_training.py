@@ -8,14 +8,7 @@ import pytest
 from attnkit.exercises.training import check_clip_grad_norm, check_noam_schedule
 from attnkit.optim import clip_grad_norm, noam_schedule
 
-
-def fails_with(result, text):
-    assert not result.passed, f"expected a failure, got {result!r}"
-    assert text in result.message, f"expected hint containing {text!r}, got {result.message!r}"
-
-
-def passes(result):
-    assert result.passed, repr(result)
+from exercise_asserts import fails_with, passes
 
 
 # ---------------------------------------------------------------- the noam schedule

@@ -11,14 +11,7 @@ from attnkit.exercises.translation import (check_brevity_penalty, check_length_p
                                            check_ngram_precision, check_shift_targets)
 from attnkit.metrics import bleu_from_statistics, bleu_statistics
 
-
-def fails_with(result, text):
-    assert not result.passed, f"expected a failure, got {result!r}"
-    assert text in result.message, f"expected hint containing {text!r}, got {result.message!r}"
-
-
-def passes(result):
-    assert result.passed, repr(result)
+from exercise_asserts import fails_with, passes
 
 
 def todo(*args):
