@@ -18,6 +18,7 @@ from typing import Any, Optional
 import numpy as np
 
 from .functional import causal_mask
+from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, LayerNorm, Linear, Module, ModuleList,
                  MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
 
@@ -448,7 +449,7 @@ class Transformer(Module):
         if not isinstance(config, TransformerConfig):
             raise TypeError(f"Transformer needs a TransformerConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = np.random.default_rng(c.seed)
+        rng = make_rng(c.seed)
         block = dict(d_model=c.d_model, num_heads=c.num_heads, d_ff=c.d_ff, dropout=c.dropout,
                      attn_dropout=c.attn_dropout, activation=c.activation, norm_first=c.norm_first,
                      rng=rng, dtype=c.dtype)
@@ -553,7 +554,7 @@ class TransformerClassifier(Module):
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"TransformerClassifier needs a ClassifierConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = np.random.default_rng(c.seed)
+        rng = make_rng(c.seed)
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout, c.scale_embeddings,
                                     rng=rng, dtype=c.dtype)
         self.encoder = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.attn_dropout,

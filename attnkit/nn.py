@@ -27,6 +27,7 @@ import math
 import numpy as np
 
 from .functional import attention_backward, attention_forward, require_float, scaled_dot_product_attention
+from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
            "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
@@ -36,7 +37,7 @@ def _rng(rng=None, seed=None):
     """A numpy Generator from an existing one, a seed, or (neither given) seed 0 for reproducibility."""
     if rng is not None:
         return rng
-    return np.random.default_rng(0 if seed is None else seed)
+    return make_rng(0 if seed is None else seed)
 
 
 def xavier_uniform(rng, d_in, d_out, dtype):

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..seeding import make_rng
+
 __all__ = [
     "SentimentData", "SentimentSplit", "rotten_tomatoes_path", "load_rotten_tomatoes",
     "split_by_movie", "split_random", "rotten_tomatoes_split", "load_polarity_files",
@@ -125,7 +127,7 @@ def split_by_movie(data: SentimentData, fractions=(0.8, 0.1, 0.1), seed: int = 0
     movies = sorted(set(data.movies))
     if "" in movies:
         raise ValueError("some examples have no movie: use split_random for data without movies")
-    order = np.random.default_rng(seed).permutation(len(movies))
+    order = make_rng(seed).permutation(len(movies))
     a, b = _cut(len(movies), fractions)
     part_of = {}
     for rank, m in enumerate(order):
@@ -137,7 +139,7 @@ def split_by_movie(data: SentimentData, fractions=(0.8, 0.1, 0.1), seed: int = 0
 def split_random(data: SentimentData, fractions=(0.8, 0.1, 0.1), seed: int = 0) -> SentimentSplit:
     """Split examples at random (for data without movies, such as the polarity files)."""
     fractions = _check_fractions(fractions)
-    order = np.random.default_rng(seed).permutation(len(data))
+    order = make_rng(seed).permutation(len(data))
     a, b = _cut(len(data), fractions)
     return SentimentSplit(data.subset(order[:a]), data.subset(order[a:b]), data.subset(order[b:]))
 

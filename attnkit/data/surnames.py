@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..seeding import make_rng, shifted
+
 __all__ = ["SKIPPED_LOCALES", "surname_lists", "SurnameData", "SurnameSplit", "load_surnames",
            "char_ngram_baseline"]
 
@@ -113,7 +115,7 @@ def load_surnames(seed: int = 0, min_per_class: int = 100,
     languages = sorted(lang for lang, names in kept.items() if len(names) >= min_per_class)
     if not languages:
         raise ValueError(f"no language has {min_per_class} surnames; lower min_per_class")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     parts = ([], [], [])
     for label, lang in enumerate(languages):
         names = kept[lang]
@@ -147,7 +149,7 @@ def char_ngram_baseline(split: SurnameSplit, *, ngram_range=(1, 4), C: float = 1
     vec = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram_range), lowercase=True,
                           sublinear_tf=True, min_df=2)
     X = vec.fit_transform(split.train.names)
-    clf = LogisticRegression(C=C, solver="saga", max_iter=200, tol=1e-3, random_state=0)
+    clf = LogisticRegression(C=C, solver="saga", max_iter=200, tol=1e-3, random_state=shifted(0))
     clf.fit(X, split.train.labels)
 
     def acc(d):

@@ -17,6 +17,8 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from ..seeding import make_rng
+
 __all__ = [
     "PAD", "UNK", "BOS", "EOS", "tokenize_words", "tokenize_chars", "Vocab",
     "pad_batch", "Batch", "iterate_batches",
@@ -198,7 +200,7 @@ def iterate_batches(inputs: Sequence[Sequence[int]], batch_size: int, *,
     if shuffle and rng is None:
         raise ValueError("shuffle=True needs a seeded rng, e.g. rng=np.random.default_rng(0) "
                          "(or pass shuffle=False)")
-    rng = np.random.default_rng(rng) if shuffle else None
+    rng = make_rng(rng) if shuffle else None
     order = rng.permutation(n) if shuffle else np.arange(n)                  # (N,)
 
     if bucket:

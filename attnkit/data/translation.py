@@ -42,6 +42,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .text import Vocab, iterate_batches, tokenize_chars, tokenize_words
+from ..seeding import make_rng
 
 __all__ = [
     "DATE_LOCALES", "DATE_FORMATS", "format_date_pair", "generate_date_pairs",
@@ -90,7 +91,7 @@ def generate_date_pairs(n: int, seed: int = 0, locales: Sequence[str] = DATE_LOC
     """
     if "short" in formats:
         raise ValueError("the 'short' formats (d/M/yy vs M/d/yy) are ambiguous; leave them out")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     span = (_LAST_DAY - _FIRST_DAY).days + 1
     pairs: dict[str, str] = {}
     for _ in range(50 * n + 1000):
@@ -178,7 +179,7 @@ def draw_numbers(n: int, seed: int = 0, max_digits: int = 9) -> list[int]:
         raise ValueError(f"max_digits must be in 1..12, got {max_digits}")
     if n > 10 ** max_digits:
         raise ValueError(f"only {10 ** max_digits} numbers have at most {max_digits} digits; asked for {n}")
-    rng = np.random.default_rng(seed)
+    rng = make_rng(seed)
     seen: dict[int, None] = {}
     while len(seen) < n:
         d = int(rng.integers(1, max_digits + 1))
@@ -230,7 +231,7 @@ def split_pairs(pairs: Sequence, n_train: int, n_valid: int, n_test: int, seed: 
     for p in pairs:
         groups.setdefault(key(p), []).append(p)
     keys = list(groups)
-    order = np.random.default_rng(seed).permutation(len(keys))
+    order = make_rng(seed).permutation(len(keys))
     parts, sizes, k = ([], [], []), (n_train, n_valid, n_test), 0
     for i in order:
         while k < 3 and len(parts[k]) >= sizes[k]:
@@ -279,7 +280,7 @@ class TranslationTask:
         :func:`~attnkit.data.text.iterate_batches`).
         """
         src, tgt = self.encode(self.train if pairs is None else pairs)
-        rng = np.random.default_rng(rng)
+        rng = make_rng(rng)
         while True:
             for b in iterate_batches(src, batch_size, targets=tgt, rng=rng, bucket=bucket):
                 yield (b.x, b.y[:, :-1]), b.y[:, 1:]          # (B, S), (B, T), (B, T)
@@ -313,7 +314,7 @@ def make_translation_task(name: str, n_train: int = 20000, n_valid: int = 1000,
         pairs = [number_pair(k) for k in rest[:total - len(core)]]
         train, valid, test = split_pairs(pairs, n_train - len(core), n_valid, n_test, seed)
         train = [number_pair(k) for k in core] + train
-        order = np.random.default_rng(seed).permutation(len(train))
+        order = make_rng(seed).permutation(len(train))
         train = [train[i] for i in order]            # the core spread through the list
         closed_src, closed_tgt = number_words()
         seps = (" ", " ")
