@@ -119,6 +119,13 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
     assert not dups, f"book/_toc.yml lists these twice: {dups}"
 
 
+def test_setup_page_clones_the_configured_repository():
+    url = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+    clones = re.findall(r"git clone (\S+)", (ROOT / "book" / "setup.md").read_text(encoding="utf-8"))
+    assert clones == [url], (f"book/setup.md clones {clones}, _config.yml's repository.url is {url!r}: "
+                             "write the same address in both")
+
+
 # ---------------------------------------------------------------------------- references
 def test_references_are_well_formed():
     text = (ROOT / "book" / "references.bib").read_text(encoding="utf-8")
