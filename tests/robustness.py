@@ -13,6 +13,7 @@ is printed. Exit status 1 when any run failed.
 import argparse
 import multiprocessing
 import os
+import re
 import sys
 import time
 
@@ -23,6 +24,13 @@ from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernel
 SHIFT_VARIABLE = "ATTNKIT_SEED_SHIFT"  # the same name as attnkit.seeding.SHIFT_VARIABLE
 # The chapters' working directory, also for a copy kept elsewhere.
 NOTEBOOKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "notebooks")
+
+
+def failing_line(traceback):
+    """The source line IPython marks with an arrow in a traceback (the cell's own, the last one)."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", traceback or "")
+    marked = re.findall(r"^\s*-+>\s*\d+\s+(.*)$", plain, re.M)
+    return marked[-1].strip()[:100] if marked else ""
 
 
 def run(task):
@@ -59,6 +67,9 @@ def run(task):
             if cell.source.strip() else f"Cell {code_number.get(index, '?')}")
         if isinstance(exc, CellExecutionError):
             error = f"{exc.ename}: {exc.evalue}"
+            line = failing_line(exc.traceback)
+            if line:  # a bare assert has no message: name its line
+                error += f" at {line!r}"
         elif isinstance(exc, CellTimeoutError):
             error = f"timed out after {timeout} s"
         else:
