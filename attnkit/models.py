@@ -21,12 +21,12 @@ import numpy as np
 
 from .functional import causal_mask
 from .seeding import make_rng
-from .nn import (Dropout, Embedding, FeedForward, LayerNorm, Linear, Module, ModuleList,
+from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
                  MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
 
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
-           "TransformerConfig", "Transformer", "ClassifierConfig", "TransformerClassifier"]
+           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache", "ClassifierConfig", "TransformerClassifier"]
 
 
 # ----------------------------------------------------------------------------
@@ -156,34 +156,21 @@ class DecoderLayer(Module):
         self.cross_block = Residual(self.cross_attn, self.norm2, self.drop2, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm3, self.drop3, c.norm_first)
 
-    def forward(self, x, memory, self_mask=None, memory_mask=None, kv_cache=None):
+    def forward(self, x, memory, self_mask=None, memory_mask=None, cache=None):
         """x: (B, T, d_model); memory: (B, S, d_model); self_mask broadcastable to (B, h, T, T)
         (causal and target padding); memory_mask broadcastable to (B, h, T, S) (source padding).
-        Returns (B, T, d_model). kv_cache: see attnkit.decoding.LayerCache."""
-        if kv_cache is not None:
-            return self._cached_step(x, kv_cache)
-        x = self.self_block.forward(x, mask=self_mask)                   # (B, T, d_model)
-        x = self.cross_block.forward(x, memory, mask=memory_mask)        # (B, T, d_model)
-        return self.ff_block.forward(x)                                  # (B, T, d_model)
+        Returns (B, T, d_model).
 
-    def _cached_step(self, x, kv_cache):
-        # one new position with a decoding.LayerCache (moves into the attention layer next)
-        if x.shape[1] != 1:
-            raise ValueError(f"a cached decoder step takes one new position, x of shape (N, 1, d_model); "
-                             f"got {x.shape}")
-        def self_attn(x):
-            k, v = kv_cache.append(*self.self_attn.keys_values(x))      # (N, h, t+1, d_k) each
-            return self.self_attn.attend_cached(x, k, v)                 # (N, 1, d_model)
-        def cross_attn(x):
-            return self.cross_attn.attend_cached(x, kv_cache.memory_k, kv_cache.memory_v,
-                                                 mask=kv_cache.memory_mask)  # (N, 1, d_model)
-        for sub, norm, drop in ((self_attn, self.norm1, self.drop1), (cross_attn, self.norm2, self.drop2),
-                                (self.ff.forward, self.norm3, self.drop3)):
-            if self.norm_first:
-                x = x + drop.forward(sub(norm.forward(x)))
-            else:
-                x = norm.forward(x + drop.forward(sub(x)))
-        return x
+        cache: None in training; while decoding, this layer's LayerCache: the self-attention
+        appends the new positions' keys and values, the cross-attention projects the memory
+        once. Inference only: there is no backward through a cached step.
+        """
+        self_cache = cross_cache = None
+        if cache is not None:
+            self_cache, cross_cache = cache.self_attn, cache.cross_attn
+        x = self.self_block.forward(x, mask=self_mask, cache=self_cache)             # (B, T, d_model)
+        x = self.cross_block.forward(x, memory, mask=memory_mask, cache=cross_cache)  # (B, T, d_model)
+        return self.ff_block.forward(x)                                              # (B, T, d_model)
 
     def backward(self, dout):
         """dout: (B, T, d_model) -> (dx (B, T, d_model), dmemory (B, S, d_model))."""
@@ -254,10 +241,12 @@ class Decoder(_Stack):
 
     layer_class = DecoderLayer
 
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        """x: (B, T, d_model); memory: (B, S, d_model). Returns (B, T, d_model)."""
-        for layer in self.layers:
-            x = layer.forward(x, memory, self_mask, memory_mask)         # (B, T, d_model)
+    def forward(self, x, memory, self_mask=None, memory_mask=None, cache=None):
+        """x: (B, T, d_model); memory: (B, S, d_model). Returns (B, T, d_model).
+        cache: a DecoderCache while decoding (one LayerCache per layer)."""
+        caches = cache.layers if cache is not None else [None] * len(self.layers)
+        for layer, layer_cache in zip(self.layers, caches):
+            x = layer.forward(x, memory, self_mask, memory_mask, layer_cache)  # (B, T, d_model)
         return self._final_norm(x)                                       # (B, T, d_model)
 
     def attention_weights(self):
@@ -523,19 +512,38 @@ class Transformer(Module):
         memory = self.encoder.forward(x, src_mask)                           # (B, S, d_model)
         return memory, src_mask
 
-    def decode(self, tgt_ids, memory, src_mask, tgt_lengths=None):
+    def decode(self, tgt_ids, memory, src_mask, tgt_lengths=None, cache=None):
         """tgt_ids: (B, T) decoder inputs (starting with BOS); memory, src_mask from encode.
-        Returns logits (B, T, V_tgt); position t depends on tgt_ids[:, :t+1] only."""
+        Returns logits (B, T, V_tgt); position t depends on tgt_ids[:, :t+1] only.
+
+        cache: a DecoderCache (see make_cache) to decode step by step: tgt_ids are then the
+        next T positions, from cache.length on (the position offset), and every earlier one is
+        read from the cache, which grows by T. Logits equal (up to rounding) those of the
+        whole prefix decoded at once. Target padding (tgt_lengths) needs the whole prefix."""
         c = self.config
         tgt_ids = _check_ids(tgt_ids, c.tgt_vocab_size, c.max_len, "tgt_ids")
         if memory.shape[0] != tgt_ids.shape[0]:
             raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch size")
         T = tgt_ids.shape[1]
-        keep = _keep(tgt_ids, c.pad_id, tgt_lengths)                         # (B, T)
-        tgt_mask = causal_mask(T)[None, None] & keep[:, None, None, :]       # (B, 1, T, T)
-        y = self.tgt_embed.forward(tgt_ids)                                  # (B, T, d_model)
-        y = self.decoder.forward(y, memory, tgt_mask, src_mask)              # (B, T, d_model)
+        if cache is None:
+            offset = 0
+            keep = _keep(tgt_ids, c.pad_id, tgt_lengths)                     # (B, T)
+            tgt_mask = causal_mask(T)[None, None] & keep[:, None, None, :]   # (B, 1, T, T)
+        else:
+            offset = cache.length
+            if tgt_lengths is not None:
+                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix instead")
+            if offset + T > cache.capacity:
+                raise ValueError(f"the cache is full ({cache.capacity} positions, {offset} used); "
+                                 "build it with a larger capacity")
+            tgt_mask = _offset_causal_mask(offset, T)                        # (T, offset + T) or None
+        y = self.tgt_embed.forward(tgt_ids, offset)                          # (B, T, d_model)
+        y = self.decoder.forward(y, memory, tgt_mask, src_mask, cache)       # (B, T, d_model)
         return self.out_proj.forward(y)                                      # (B, T, V_tgt)
+
+    def make_cache(self, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
+        """An empty DecoderCache for decode(..., cache=...); see DecoderCache."""
+        return DecoderCache(self, memory, src_mask, capacity, beam_size, keep_cross_weights)
 
     def forward(self, src_ids, tgt_in_ids, src_lengths=None, tgt_lengths=None):
         """src_ids: (B, S); tgt_in_ids: (B, T) (target shifted right, BOS first) -> logits (B, T, V_tgt)."""
@@ -557,6 +565,95 @@ class Transformer(Module):
         dec = self.decoder.attention_weights()
         return {"encoder": self.encoder.attention_weights(),
                 "decoder_self": dec["self"], "decoder_cross": dec["cross"]}
+
+
+def _offset_causal_mask(offset, T):
+    """(T, offset + T) bool: new position offset + i sees positions 0 .. offset + i; None when T = 1
+    (a single new position may see everything cached)."""
+    if T == 1:
+        return None
+    return np.arange(offset + T)[None, :] <= offset + np.arange(T)[:, None]  # (T, offset + T)
+
+
+class LayerCache:
+    """One decoder layer's caches: its self-attention's keys and values, its cross-attention's memory."""
+
+    def __init__(self, capacity, keep_cross_weights=False):
+        self.self_attn = KVCache(capacity)                               # grows one position per step
+        self.cross_attn = KVCache(capacity, keep_weights=keep_cross_weights)  # the memory's, set once
+
+
+class DecoderCache:
+    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...) runs."""
+
+    def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
+        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
+        (rows repeated beam_size times for beam search); capacity: the most positions that will
+        be decoded (at most model.config.max_len). keep_cross_weights: record every step's
+        cross-attention weights for alignment plots (see cross_attention_weights).
+
+        Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
+        source position for cross-attention; layers * N * h * capacity * S more for the
+        cross-attention weights if kept.
+        """
+        if not isinstance(model, Transformer):
+            raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
+        c = model.config
+        memory = np.asarray(memory)
+        if memory.ndim != 3 or memory.shape[2] != c.d_model:
+            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
+                             f"got {memory.shape}")
+        N, S, _ = memory.shape
+        if np.shape(src_mask) != (N, 1, 1, S):
+            raise ValueError(f"src_mask must have shape (N, 1, 1, S) = {(N, 1, 1, S)} to match memory "
+                             f"{memory.shape}, got {np.shape(src_mask)}")
+        if not 1 <= capacity <= c.max_len:
+            raise ValueError(f"capacity must lie in [1, max_len={c.max_len}] (the model's position table), "
+                             f"got {capacity}")
+        if beam_size < 1 or N % beam_size:
+            raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
+        self.capacity, self.beam_size = capacity, beam_size
+        self.memory, self.src_mask = memory, src_mask                    # (N, S, d_model), (N, 1, 1, S)
+        self.keep_cross_weights = keep_cross_weights
+        self.layers = [LayerCache(capacity, keep_cross_weights) for _ in model.decoder.layers]
+
+    @property
+    def num_rows(self):
+        return self.src_mask.shape[0]
+
+    @property
+    def length(self):
+        """Positions decoded so far (t), the position offset of the next decode."""
+        return self.layers[0].self_attn.length
+
+    def cross_attention_weights(self):
+        """List (one per layer) of the cross-attention weights (N, h, t, S) of the t positions
+        decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
+        gives for a whole sequence. Needs keep_cross_weights=True."""
+        if not self.keep_cross_weights:
+            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
+        N, S = self.memory.shape[:2]
+        return [c.cross_attn.weights[:, :, :self.length] if c.cross_attn.weights is not None
+                else np.zeros((N, 0, 0, S)) for c in self.layers]
+
+    def reorder(self, index):
+        """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
+
+        Only the self-attention keys and values (and the recorded cross-attention weights) move;
+        the memory's are the same for every beam of a sentence, so index must send each row to a
+        row of the same sentence (beam search's parents always are). Cost: a copy of the filled
+        part, O(N t d_model) per layer.
+        """
+        index = np.asarray(index)
+        N, k = self.num_rows, self.beam_size
+        if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
+        if np.any(index // k != np.arange(N) // k):
+            raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
+                             "(the cross-attention keys and values are not reordered)")
+        for c in self.layers:
+            c.self_attn.reorder(index)
+            c.cross_attn.reorder(index, keys=False)
 
 
 # ----------------------------------------------------------------------------

@@ -30,7 +30,7 @@ from .functional import attention_backward, attention_forward, require_float, sc
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "xavier_uniform"]
 
 
 def _rng(rng=None, seed=None):
@@ -359,7 +359,8 @@ class MultiHeadAttention(Module):
     Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
-    keys_values) and attend_cached reuses keys and values computed earlier (decoding).
+    keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
+    keeps them in a KVCache (decoding).
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
@@ -421,14 +422,22 @@ class MultiHeadAttention(Module):
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
         return x
 
-    def forward(self, x_q, x_kv=None, mask=None):
+    def forward(self, x_q, x_kv=None, mask=None, cache=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
-        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model)."""
+        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model).
+
+        cache: a KVCache while decoding (inference only: no dropout, no backward). Self-attention
+        appends the keys and values of the T_q new positions and attends over every cached one
+        (mask then covers (T_q, t + T_q): the caller passes the causal part when T_q > 1);
+        cross-attention projects x_kv (the memory) on the first call and reuses it after.
+        """
         x_q = self._check_input(x_q, "x_q")
         self_attn = x_kv is None
         x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        if cache is not None:
+            return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache)
         if self_attn:
             q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
         else:
@@ -440,6 +449,19 @@ class MultiHeadAttention(Module):
         out = self.project(concat, "o")                                    # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
         self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
+        return out
+
+    def _forward_cached(self, x_q, memory, mask, cache):
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be an attnkit.nn.KVCache, got {type(cache).__name__}")
+        if memory is None:
+            k, v = cache.append(*self.keys_values(x_q))                    # (B, h, t + T_q, d_k) each
+        else:
+            if cache.k is None:                                            # the memory is the same at every step
+                cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
+            k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
+        out = self.attend_cached(x_q, k, v, mask=mask)                     # (B, T_q, d_model)
+        cache.record(self.attn_weights, x_q.shape[1])
         return out
 
     def backward(self, dout):
@@ -486,3 +508,70 @@ class MultiHeadAttention(Module):
         heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, h, T_q, d_k)
         self.cache = None                                                  # nothing to backpropagate
         return self.project(self.merge_heads(heads), "o")                  # (B, T_q, d_model)
+
+
+class KVCache:
+    """One attention layer's keys and values while decoding: what MultiHeadAttention.forward(cache=...) reuses.
+
+    Self-attention (``append``): the keys and values of every position decoded so far, one slot
+    per position. The buffers are allocated once at full capacity and filled in place: growing
+    them with np.concatenate would copy the whole cache at every step. Cross-attention
+    (``set_fixed``): the memory's keys and values, projected once. keep_weights: also keep the
+    attention weights of every query position, (N, h, capacity, T_k), for alignment plots.
+    A decoder-only model, rotary positions (whose offset is ``length``) or a sliding window
+    build on the same object.
+    """
+
+    def __init__(self, capacity, keep_weights=False):
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer (the most positions to hold), got {capacity!r}")
+        self.capacity, self.keep_weights = int(capacity), keep_weights
+        self.k = self.v = None        # (N, h, capacity or S, d_k) once filled
+        self.fixed = False            # True: keys and values of a memory, set once
+        self.length = 0               # key positions held (self-attention: positions decoded)
+        self.queries = 0              # query positions attended so far
+        self.weights = None           # (N, h, capacity, T_k) when keep_weights
+
+    def append(self, k_new, v_new):
+        """Write the keys and values of n new positions, (N, h, n, d_k) each; return those of all
+        positions so far, views of shape (N, h, t + n, d_k)."""
+        if self.fixed:
+            raise ValueError("this cache holds a memory's keys and values (set_fixed); self-attention needs its own")
+        N, h, n, d_k = k_new.shape
+        t = self.length
+        if t + n > self.capacity:
+            raise ValueError(f"the cache is full ({self.capacity} positions); build it with a larger capacity")
+        if self.k is None:
+            self.k = np.zeros((N, h, self.capacity, d_k), dtype=k_new.dtype)  # (N, h, capacity, d_k)
+            self.v = np.zeros((N, h, self.capacity, d_k), dtype=v_new.dtype)  # (N, h, capacity, d_k)
+        self.k[:, :, t:t + n] = k_new                                     # (N, h, n, d_k)
+        self.v[:, :, t:t + n] = v_new                                     # (N, h, n, d_k)
+        self.length = t + n
+        return self.k[:, :, :t + n], self.v[:, :, :t + n]                 # (N, h, t + n, d_k) each
+
+    def set_fixed(self, k, v):
+        """Keep the keys and values of a memory, (N, h, S, d_k) each, for every later step."""
+        self.k, self.v, self.fixed = k, v, True
+        self.length = k.shape[2]
+
+    def record(self, weights, n):
+        """After attending with n new queries: count them, and keep their weights (N, h, n, T_k) if asked."""
+        t = self.queries
+        if self.keep_weights:
+            if self.weights is None:
+                N, h, _, T_k = weights.shape
+                self.weights = np.zeros((N, h, self.capacity, T_k if self.fixed else self.capacity),
+                                        dtype=weights.dtype)              # (N, h, capacity, T_k)
+            self.weights[:, :, t:t + n, :weights.shape[3]] = weights      # (N, h, n, T_k)
+        self.queries = t + n
+
+    def reorder(self, index, keys=True):
+        """Row r becomes old row index[r] (N,): beam search keeps its parents' keys and values.
+
+        keys=False moves only the recorded weights (a memory's keys and values are the same for
+        every beam of a sentence). Cost: a copy of the filled part."""
+        bufs = [self.weights] + ([self.k, self.v] if keys and not self.fixed else [])
+        for buf in bufs:
+            if buf is not None:
+                t = self.queries if buf is self.weights else self.length
+                buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, ...), gathered rows
