@@ -22,11 +22,12 @@ import numpy as np
 from .functional import causal_mask, softmax, softmax_backward
 from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
-                 MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
+                 MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng)
 
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
-           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache", "ClassifierConfig", "TransformerClassifier"]
+           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache",
+           "ClassifierConfig", "TransformerClassifier"]
 
 
 # ----------------------------------------------------------------------------
@@ -53,7 +54,8 @@ def block_config(*args, **kwargs):
     ``EncoderLayer(d_model, num_heads, d_ff, dropout=0.1)``)."""
     if args and isinstance(args[0], BlockConfig):
         if len(args) > 1 or kwargs:
-            raise TypeError("pass either a BlockConfig or its fields (d_model, num_heads, d_ff, ...), not both")
+            raise TypeError("pass either a BlockConfig or its fields (d_model, num_heads, d_ff, ...), not "
+                            "both")
         return args[0]
     return BlockConfig(*args, **kwargs)
 
@@ -110,15 +112,16 @@ class EncoderLayer(Module):
     Built from a BlockConfig, or from its fields: ``EncoderLayer(d_model, num_heads, d_ff, ...)``.
     """
 
-    def __init__(self, *config, rng=None, seed=None, **fields):
+    def __init__(self, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
+        drop_rng = _dropout_rng(dropout_rng, rng)
         self.norm_first = c.norm_first
-        self.self_attn = _attention(c, rng)
+        self.self_attn = _attention(c, rng, drop_rng)
         self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
         self.norm1, self.norm2 = _norms(c, 2)
-        self.drop1, self.drop2 = _dropouts(c, rng, 2)
+        self.drop1, self.drop2 = _dropouts(c, drop_rng, 2)
         self.attn_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm2, self.drop2, c.norm_first)
 
@@ -142,16 +145,17 @@ class DecoderLayer(Module):
     computes once). Built from a BlockConfig or from its fields, as EncoderLayer.
     """
 
-    def __init__(self, *config, rng=None, seed=None, **fields):
+    def __init__(self, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
+        drop_rng = _dropout_rng(dropout_rng, rng)
         self.norm_first = c.norm_first
-        self.self_attn = _attention(c, rng)
-        self.cross_attn = _attention(c, rng)
+        self.self_attn = _attention(c, rng, drop_rng)
+        self.cross_attn = _attention(c, rng, drop_rng)
         self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
         self.norm1, self.norm2, self.norm3 = _norms(c, 3)
-        self.drop1, self.drop2, self.drop3 = _dropouts(c, rng, 3)
+        self.drop1, self.drop2, self.drop3 = _dropouts(c, drop_rng, 3)
         self.self_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.cross_block = Residual(self.cross_attn, self.norm2, self.drop2, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm3, self.drop3, c.norm_first)
@@ -179,8 +183,9 @@ class DecoderLayer(Module):
         return self.self_block.backward(dx), dmemory
 
 
-def _attention(c, rng):
-    return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype)
+def _attention(c, rng, dropout_rng):
+    return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype,
+                              dropout_rng=dropout_rng)
 
 
 def _norms(c, n):
@@ -197,11 +202,13 @@ class _Stack(Module):
 
     layer_class = None
 
-    def __init__(self, num_layers, *config, rng=None, seed=None, **fields):
+    def __init__(self, num_layers, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
-        self.layers = ModuleList([self.layer_class(c, rng=rng) for _ in range(num_layers)])
+        drop_rng = _dropout_rng(dropout_rng, rng)
+        self.layers = ModuleList([self.layer_class(c, rng=rng, dropout_rng=drop_rng)
+                                  for _ in range(num_layers)])
         self.norm = LayerNorm(c.d_model, dtype=c.dtype) if c.norm_first else None
 
     def _final_norm(self, x):
@@ -267,12 +274,12 @@ class TokenEmbedding(Module):
     """
 
     def __init__(self, vocab_size, d_model, max_len, dropout=0.1, scale=True, rng=None, seed=None,
-                 dtype=np.float32):
+                 dtype=np.float32, dropout_rng=None):
         super().__init__()
         rng = _rng(rng, seed)
         self.embed = Embedding(vocab_size, d_model, rng=rng, dtype=dtype)
         self.pos = SinusoidalPositionalEncoding(max_len, d_model, dtype=dtype)
-        self.drop = Dropout(dropout, rng=rng)
+        self.drop = Dropout(dropout, rng=_dropout_rng(dropout_rng, rng))
         self.scale = float(np.sqrt(d_model)) if scale else 1.0
 
     def forward(self, ids, offset=0):
@@ -349,7 +356,8 @@ class MeanPooling(Module):
 
 
 class AttentionPooling(Module):
-    """A learned query q attends over the token states: w = softmax(h q / sqrt(d_model)) on real tokens, out = w h."""
+    """A learned query q attends over the token states: w = softmax(h q / sqrt(d_model)) on real tokens,
+    out = w h."""
 
     def __init__(self, d_model, rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -400,9 +408,17 @@ def _check_block(cfg):
 def _check_common(cfg):
     _check_block(cfg)
     if cfg.d_model % 2:
-        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos pairs)")
+        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos "
+                         f"pairs)")
     if cfg.max_len < 1:
         raise ValueError(f"max_len must be a positive integer, got {cfg.max_len}")
+
+
+def _streams(cfg):
+    """(initialization Generator, dropout Generator) of a model config: make_rng(seed), and
+    make_rng(dropout_seed), or with dropout_seed None the initialization Generator itself."""
+    rng = make_rng(cfg.seed)
+    return rng, (rng if cfg.dropout_seed is None else make_rng(cfg.dropout_seed))
 
 
 def _block_of(cfg):
@@ -423,7 +439,8 @@ def _check_ids(ids, vocab_size, max_len, name):
                          "truncate the sequences or build the model with a larger max_len")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)]
-        raise ValueError(f"{name} must lie in [0, {vocab_size}) (the vocabulary size); found {bad[:5].tolist()}")
+        raise ValueError(f"{name} must lie in [0, {vocab_size}) (the vocabulary size); found "
+                         f"{bad[:5].tolist()}")
     return ids
 
 
@@ -464,7 +481,8 @@ class TransformerConfig:
     tie_embeddings: bool = False        # share the target embedding with the output projection
     pad_id: Optional[int] = 0           # padding token id in both vocabularies (None: no padding)
     scale_embeddings: bool = True       # multiply embeddings by sqrt(d_model), as in the paper
-    seed: int = 0                       # seed of the initialization and dropout generator
+    seed: int = 0                       # seed of the initial weights (and of dropout, see dropout_seed)
+    dropout_seed: Optional[int] = None  # None: dropout continues the seed's generator; an int: its own
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
 
     def __post_init__(self):
@@ -478,27 +496,29 @@ class TransformerConfig:
 
 
 class Transformer(Module):
-    """Encoder-decoder Transformer (Vaswani et al., 2017): source ids and shifted target ids -> next-token logits."""
+    """Encoder-decoder Transformer (Vaswani et al., 2017): source ids and shifted target ids -> next-token
+    logits."""
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, TransformerConfig):
             raise TypeError(f"Transformer needs a TransformerConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = make_rng(c.seed)
+        rng, drop = _streams(c)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, c.max_len, c.dropout,
-                                        c.scale_embeddings, rng=rng, dtype=c.dtype)
+                                        c.scale_embeddings, rng=rng, dtype=c.dtype, dropout_rng=drop)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, c.max_len, c.dropout,
-                                        c.scale_embeddings, rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_encoder_layers, _block_of(c), rng=rng)
-        self.decoder = Decoder(c.num_decoder_layers, _block_of(c), rng=rng)
+                                        c.scale_embeddings, rng=rng, dtype=c.dtype, dropout_rng=drop)
+        self.encoder = Encoder(c.num_encoder_layers, _block_of(c), rng=rng, dropout_rng=drop)
+        self.decoder = Decoder(c.num_decoder_layers, _block_of(c), rng=rng, dropout_rng=drop)
         if c.tie_embeddings:
             self.out_proj = TiedOutputProjection(self.tgt_embed.embed)
         else:
             self.out_proj = Linear(c.d_model, c.tgt_vocab_size, rng=rng, dtype=c.dtype)
 
     def encode(self, src_ids, src_lengths=None):
-        """src_ids: (B, S) -> (memory (B, S, d_model), src_mask (B, 1, 1, S) bool, True on real source tokens).
+        """src_ids: (B, S) -> (memory (B, S, d_model), src_mask (B, 1, 1, S) bool, True on real
+        source tokens).
 
         Padding comes from config.pad_id, or from src_lengths (B,) if given (then ids past a
         length are ignored whatever they are)."""
@@ -520,7 +540,8 @@ class Transformer(Module):
         c = self.config
         tgt_ids = _check_ids(tgt_ids, c.tgt_vocab_size, c.max_len, "tgt_ids")
         if memory.shape[0] != tgt_ids.shape[0]:
-            raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch size")
+            raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch "
+                             f"size")
         T = tgt_ids.shape[1]
         if cache is None:
             offset = 0
@@ -529,7 +550,8 @@ class Transformer(Module):
         else:
             offset = cache.length
             if tgt_lengths is not None:
-                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix instead")
+                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix "
+                                 "instead")
             if offset + T > cache.capacity:
                 raise ValueError(f"the cache is full ({cache.capacity} positions, {offset} used); "
                                  "build it with a larger capacity")
@@ -550,7 +572,7 @@ class Transformer(Module):
     def backward(self, dlogits):
         """dlogits: (B, T, V_tgt). Adds every parameter's gradient; returns None (ids have no gradient)."""
         dy = self.out_proj.backward(dlogits)                                 # (B, T, d_model)
-        dy, dmemory = self.decoder.backward(dy)                              # (B, T, d_model), (B, S, d_model)
+        dy, dmemory = self.decoder.backward(dy)  # (B, T, d_model), (B, S, d_model)
         self.tgt_embed.backward(dy)
         dx = self.encoder.backward(dmemory)                                  # (B, S, d_model)
         self.src_embed.backward(dx)
@@ -581,7 +603,8 @@ class LayerCache:
 
 
 class DecoderCache:
-    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...) runs."""
+    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...)
+    runs."""
 
     def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
         """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
@@ -598,7 +621,8 @@ class DecoderCache:
         c = model.config
         memory = np.asarray(memory)
         if memory.ndim != 3 or memory.shape[2] != c.d_model:
-            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
+            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by "
+                             f"model.encode, "
                              f"got {memory.shape}")
         N, S, _ = memory.shape
         if np.shape(src_mask) != (N, 1, 1, S):
@@ -628,7 +652,8 @@ class DecoderCache:
         decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
         gives for a whole sequence. Needs keep_cross_weights=True."""
         if not self.keep_cross_weights:
-            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
+            raise ValueError("this cache does not keep cross-attention weights: build it with "
+                             "keep_cross_weights=True")
         N, S = self.memory.shape[:2]
         return [c.cross_attn.weights[:, :, :self.length] if c.cross_attn.weights is not None
                 else np.zeros((N, 0, 0, S)) for c in self.layers]
@@ -644,7 +669,8 @@ class DecoderCache:
         index = np.asarray(index)
         N, k = self.num_rows, self.beam_size
         if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
+            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype "
+                             f"{index.dtype}")
         if np.any(index // k != np.arange(N) // k):
             raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
                              "(the cross-attention keys and values are not reordered)")
@@ -673,7 +699,8 @@ class ClassifierConfig:
     pooling: str = "mean"               # "mean" over real tokens, or "attention" (a learned query)
     pad_id: Optional[int] = 0           # padding token id (None: no padding)
     scale_embeddings: bool = True       # multiply embeddings by sqrt(d_model)
-    seed: int = 0                       # seed of the initialization and dropout generator
+    seed: int = 0                       # seed of the initial weights (and of dropout, see dropout_seed)
+    dropout_seed: Optional[int] = None  # None: dropout continues the seed's generator; an int: its own
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
 
     def __post_init__(self):
@@ -684,26 +711,32 @@ class ClassifierConfig:
         if self.pooling not in ("mean", "attention"):
             raise ValueError(f"pooling must be 'mean' or 'attention', got {self.pooling!r}")
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
-            raise ValueError(f"pad_id={self.pad_id} must lie in [0, vocab_size={self.vocab_size}), or be None")
+            raise ValueError(f"pad_id={self.pad_id} must lie in [0, vocab_size={self.vocab_size}), or be "
+                             f"None")
 
 
 class TransformerClassifier(Module):
-    """Encoder-only classifier: embeddings + positions, Encoder, pooling over real tokens, Linear to class logits."""
+    """Encoder-only classifier: embeddings + positions, Encoder, pooling over real tokens, Linear to class
+    logits."""
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"TransformerClassifier needs a ClassifierConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = make_rng(c.seed)
+        rng, drop = _streams(c)
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout, c.scale_embeddings,
-                                    rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_layers, _block_of(c), rng=rng)
-        self.pool = MeanPooling() if c.pooling == "mean" else AttentionPooling(c.d_model, rng=rng, dtype=c.dtype)
+                                    rng=rng, dtype=c.dtype, dropout_rng=drop)
+        self.encoder = Encoder(c.num_layers, _block_of(c), rng=rng, dropout_rng=drop)
+        if c.pooling == "mean":
+            self.pool = MeanPooling()
+        else:
+            self.pool = AttentionPooling(c.d_model, rng=rng, dtype=c.dtype)
         self.head = Linear(c.d_model, c.num_classes, rng=rng, dtype=c.dtype)
 
     def forward(self, ids, lengths=None):
-        """ids: (B, T) -> logits (B, C). Pad positions are ids == pad_id, or those past lengths (B,) if given."""
+        """ids: (B, T) -> logits (B, C). Pad positions are ids == pad_id, or those past lengths (B,) if
+        given."""
         c = self.config
         ids = _check_ids(ids, c.vocab_size, c.max_len, "ids")
         keep = _keep(ids, c.pad_id, lengths)                                 # (B, T)
@@ -722,7 +755,8 @@ class TransformerClassifier(Module):
 
     @property
     def pool_weights(self):
-        """(B, T) weight of each token in the pooled vector from the last forward (0 on pads; rows sum to 1)."""
+        """(B, T) weight of each token in the pooled vector from the last forward (0 on pads; rows sum to
+        1)."""
         return self.pool.weights
 
     def attention_weights(self):

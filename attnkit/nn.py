@@ -19,25 +19,44 @@ the parameters and inputs.
 Initialization: every weight matrix (Linear, the four projections of MultiHeadAttention, the two
 layers of FeedForward) is Xavier/Glorot uniform, U(-a, a) with a = sqrt(6 / (d_in + d_out));
 biases start at 0; embeddings are N(0, 1/d_model); LayerNorm starts as gamma = 1, beta = 0.
-Random draws come from the ``rng`` (a np.random.Generator) or ``seed`` passed in, else from
-seed 0, so a model built twice is the same model.
+Randomness, two streams:
+  - initialization draws from ``rng`` (a np.random.Generator, shared by the layers of a model so
+    they differ) or ``seed``; with neither, from DEFAULT_SEED = 0. The default is deterministic
+    on purpose (a chapter's cell gives the same numbers on every run), and it means that two
+    layers built without rng or seed are identical: ``Linear(4, 4)`` twice gives the same W.
+    Pass one Generator to several layers to make them differ.
+  - dropout (Dropout, attention dropout) draws from ``dropout_rng``. Unless one is given, it is
+    the initialization Generator, continued after the initial weights (the behaviour the stored
+    chapter outputs were made with); ``seed_dropout(s)`` gives every dropout of a module tree a
+    fresh ``make_rng(s)``, so the next forward replays the same masks (gradient checks).
+Every Generator is made by attnkit.seeding.make_rng, so ATTNKIT_SEED_SHIFT shifts them all.
 """
 import math
 
 import numpy as np
 
 from .functional import attention_backward, attention_forward, require_float, scaled_dot_product_attention
+from ._checks import check_int
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "xavier_uniform"]
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "xavier_uniform",
+           "DEFAULT_SEED"]
+
+
+DEFAULT_SEED = 0   # the seed of a module built with neither rng nor seed (see the module docstring)
 
 
 def _rng(rng=None, seed=None):
-    """A numpy Generator from an existing one, a seed, or (neither given) seed 0 for reproducibility."""
+    """A numpy Generator from an existing one, a seed, or (neither given) DEFAULT_SEED."""
     if rng is not None:
-        return rng
-    return make_rng(0 if seed is None else seed)
+        return make_rng(rng)
+    return make_rng(DEFAULT_SEED if seed is None else seed)
+
+
+def _dropout_rng(dropout_rng, init_rng):
+    """The dropout stream: dropout_rng (a Generator or a seed) if given, else the init Generator."""
+    return init_rng if dropout_rng is None else make_rng(dropout_rng)
 
 
 def xavier_uniform(rng, d_in, d_out, dtype):
@@ -109,7 +128,8 @@ class Module:
         return {name: p.copy() for name, p, _ in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters in place; a missing, extra or mis-shaped entry raises ValueError."""
+        """Copy arrays into the parameters in place; a missing, extra or mis-shaped entry raises
+        ValueError."""
         own = {name: p for name, p, _ in self.named_parameters()}
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
@@ -122,6 +142,22 @@ class Module:
                     f"parameter '{name}' has shape {p.shape} in the model but {value.shape} in the state: "
                     "was it saved from a model with another configuration?")
             p[...] = value
+
+    def modules(self):
+        """This module and every module below it (a module reached twice is listed twice)."""
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    def seed_dropout(self, seed):
+        """Give every dropout stream in this module tree a fresh make_rng(seed); returns self.
+
+        Calling it before each forward replays the same masks (finite differences with dropout
+        on, comparing two runs). Initial weights are not touched."""
+        for m in self.modules():
+            if hasattr(m, "dropout_rng"):
+                m.dropout_rng = make_rng(seed)
+        return self
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -158,7 +194,8 @@ class Linear(Module):
         if weight is None:
             weight = xavier_uniform(_rng(rng, seed), d_in, d_out, dtype)
         elif np.shape(weight) != (d_in, d_out):
-            raise ValueError(f"weight must have shape (d_in, d_out) = {(d_in, d_out)}, got {np.shape(weight)}")
+            raise ValueError(f"weight must have shape (d_in, d_out) = {(d_in, d_out)}, got "
+                             f"{np.shape(weight)}")
         self.add_param("W", np.asarray(weight, dtype=dtype))               # (d_in, d_out)
         if bias:
             self.add_param("b", np.zeros(d_out, dtype=dtype))           # (d_out,)
@@ -179,7 +216,8 @@ class Linear(Module):
         """x: (..., d_in) -> (..., d_out)."""
         x = require_float(x, "x")
         if x.shape[-1] != self.d_in:
-            raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape {x.shape}")
+            raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape "
+                             f"{x.shape}")
         self.cache = x
         # one 2-D matmul: numpy runs (B, T, d_in) @ W as B separate small products, ~2x slower
         out = x.reshape(-1, self.d_in) @ self.params["W"]              # (N, d_out)
@@ -214,7 +252,8 @@ class Embedding(Module):
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = ids[(ids < 0) | (ids >= self.vocab_size)]
             raise ValueError(
-                f"token ids must lie in [0, {self.vocab_size}) (the vocabulary size); found {bad[:5].tolist()}")
+                f"token ids must lie in [0, {self.vocab_size}) (the vocabulary size); found "
+                f"{bad[:5].tolist()}")
         self.cache = ids
         return self.params["W"][ids]                                      # (B, T, d_model)
 
@@ -263,7 +302,8 @@ class SinusoidalPositionalEncoding(Module):
 
 
 class LayerNorm(Module):
-    """Normalizes each vector over its last axis to zero mean and unit variance, then scales by gamma (init 1) and shifts by beta (init 0)."""
+    """Normalizes each vector over its last axis to zero mean and unit variance, then scales by gamma (init
+    1) and shifts by beta (init 0)."""
 
     def __init__(self, d_model, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -307,7 +347,8 @@ def _gelu(x):
 
 
 class FeedForward(Module):
-    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU (tanh form) -> Linear(d_ff, d_model)."""
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU (tanh form) ->
+    Linear(d_ff, d_model)."""
 
     def __init__(self, d_model, d_ff, activation="relu", rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -345,11 +386,12 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each entry with probability p and scale the rest by 1/(1-p)."""
 
     def __init__(self, p, rng=None, seed=None):
+        """rng or seed: the dropout stream (default DEFAULT_SEED); see the module docstring."""
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
-        self.rng = _rng(rng, seed)
+        self.dropout_rng = _rng(rng, seed)
 
     def forward(self, x):
         """x: any shape -> the same shape; the identity in eval mode."""
@@ -357,7 +399,7 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             self.cache = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        keep = self.dropout_rng.random(x.shape, dtype=np.float32) >= self.p
         scale = x.dtype.type(1.0 / (1.0 - self.p))
         self.cache = keep * scale                                         # same shape as x
         return x * self.cache
@@ -379,7 +421,9 @@ class MultiHeadAttention(Module):
     keeps them in a KVCache (decoding).
     """
 
-    def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32,
+                 dropout_rng=None):
+        """rng or seed: initialization; dropout_rng: attention dropout (default: rng, continued)."""
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads} "
@@ -390,7 +434,7 @@ class MultiHeadAttention(Module):
         d = self.d_model = d_model
         self.h, self.d_k = num_heads, d_model // num_heads
         self.dropout, self.bias = dropout, bias
-        self.rng = rng
+        self.dropout_rng = _dropout_rng(dropout_rng, rng)
         # W_q, W_k, W_v side by side in one (d, 3d) Linear: self-attention projects its one input
         # with one matmul; cross-attention uses column views of it (q from x_q, k and v from x_kv)
         w_qkv = np.concatenate([xavier_uniform(rng, d, d, dtype) for _ in "qkv"], axis=1)  # (d, 3d)
@@ -464,7 +508,8 @@ class MultiHeadAttention(Module):
             q = self.split_heads(self.project(x_q, "q"))                   # (B, h, T_q, d_k)
             k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
         p = self.dropout if self.training else 0.0
-        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
+        # (B, h, T_q, d_k)
+        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.dropout_rng)
         concat = self.merge_heads(heads)                                   # (B, T_q, d_model)
         out = self.out_proj.forward(concat)                                # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
@@ -479,7 +524,7 @@ class MultiHeadAttention(Module):
         if memory is None:
             k, v = cache.append(*self.keys_values(x_q))                    # (B, h, t + T_q, d_k) each
         else:
-            if cache.k is None:                                            # the memory is the same at every step
+            if cache.k is None:  # the memory is the same at every step
                 cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
             k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
         out = self.attend_cached(x_q, k, v, mask=mask)                     # (B, T_q, d_model)
@@ -513,7 +558,7 @@ class MultiHeadAttention(Module):
 
 
 class KVCache:
-    """One attention layer's keys and values while decoding: what MultiHeadAttention.forward(cache=...) reuses.
+    """One attention layer's keys and values while decoding, what forward(cache=...) reuses.
 
     Self-attention (``append``): the keys and values of every position decoded so far, one slot
     per position. The buffers are allocated once at full capacity and filled in place: growing
@@ -525,9 +570,8 @@ class KVCache:
     """
 
     def __init__(self, capacity, keep_weights=False):
-        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
-            raise ValueError(f"capacity must be a positive integer (the most positions to hold), got {capacity!r}")
-        self.capacity, self.keep_weights = int(capacity), keep_weights
+        self.capacity = check_int(capacity, "capacity", 1, " (the most positions to hold)")
+        self.keep_weights = keep_weights
         self.k = self.v = None        # (N, h, capacity or S, d_k) once filled
         self.fixed = False            # True: keys and values of a memory, set once
         self.length = 0               # key positions held (self-attention: positions decoded)
@@ -538,11 +582,13 @@ class KVCache:
         """Write the keys and values of n new positions, (N, h, n, d_k) each; return those of all
         positions so far, views of shape (N, h, t + n, d_k)."""
         if self.fixed:
-            raise ValueError("this cache holds a memory's keys and values (set_fixed); self-attention needs its own")
+            raise ValueError("this cache holds a memory's keys and values (set_fixed); self-attention needs "
+                             "its own")
         N, h, n, d_k = k_new.shape
         t = self.length
         if t + n > self.capacity:
-            raise ValueError(f"the cache is full ({self.capacity} positions); build it with a larger capacity")
+            raise ValueError(f"the cache is full ({self.capacity} positions); build it with a larger "
+                             f"capacity")
         if self.k is None:
             self.k = np.zeros((N, h, self.capacity, d_k), dtype=k_new.dtype)  # (N, h, capacity, d_k)
             self.v = np.zeros((N, h, self.capacity, d_k), dtype=v_new.dtype)  # (N, h, capacity, d_k)
