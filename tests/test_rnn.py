@@ -255,3 +255,88 @@ def test_attention_float32():
         assert out.dtype == np.float32
         dq, dk, _ = attn.backward(np.ones_like(out))
         assert dq.dtype == np.float32 and dk.dtype == np.float32
+
+
+# ----------------------------------------------------------------------------
+# the RNN encoder-decoder
+
+from attnkit.models import RNNSeq2Seq, RNNSeq2SeqConfig  # noqa: E402
+
+
+def small_model(attention, bidirectional=True, dtype=F64):
+    return RNNSeq2Seq(RNNSeq2SeqConfig(src_vocab_size=7, tgt_vocab_size=6, d_embed=3, d_hidden=4,
+                                       attention=attention, d_attention=3,
+                                       bidirectional=bidirectional, seed=0, dtype=dtype))
+
+
+SRC = np.array([[4, 5, 6, 3], [5, 4, 3, 0]])                        # row 1 padded (id 0)
+TGT_IN = np.array([[2, 4, 5], [2, 5, 4]])
+
+
+@pytest.mark.parametrize("attention", ["none", "additive", "multiplicative"])
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_seq2seq_whole_model_gradients(attention, bidirectional):
+    model = small_model(attention, bidirectional)
+    dout = np.random.default_rng(9).standard_normal((2, 3, 6))
+    loss = lambda: np.sum(model.forward(SRC, TGT_IN) * dout)             # noqa: E731
+    loss()
+    model.zero_grad()
+    assert model.backward(dout) is None
+    errors = check_all(loss, [], model, [])
+    expected = {"src_embed.W", "tgt_embed.W", "enc_fwd.W_ih", "decoder.W_hh", "out.W", "init.b"}
+    assert expected <= set(errors)
+    assert ("enc_bwd.W_hh" in errors) == bidirectional
+    assert ("attention.W_q" in errors) == (attention == "additive")
+    assert ("attention.W" in errors) == (attention == "multiplicative")
+
+
+@pytest.mark.parametrize("attention", ["none", "additive", "multiplicative"])
+def test_seq2seq_padding_invariance(attention):
+    """A padded source row gives the logits of the same row without padding."""
+    model = small_model(attention)
+    logits = model.forward(SRC, TGT_IN)
+    alone = model.forward(SRC[1:, :3], TGT_IN[1:])
+    assert np.allclose(logits[1], alone[0])
+    by_length = model.forward(np.array([[4, 5, 6, 3], [5, 4, 3, 6]]), TGT_IN, src_lengths=np.array([4, 3]))
+    assert np.allclose(by_length, logits)
+    if attention != "none":
+        assert np.all(model.attn_weights[1, :, 3] == 0)
+        assert np.allclose(model.attn_weights.sum(-1), 1)
+    else:
+        assert model.attn_weights is None
+
+
+@pytest.mark.parametrize("attention", ["none", "additive"])
+def test_greedy_decode_agrees_with_teacher_forcing(attention):
+    model = small_model(attention, dtype=np.float32)
+    tokens, weights = model.greedy_decode(SRC, bos_id=2, eos_id=3, max_len=5)
+    assert tokens.shape == (2, 5)
+    assert not np.isin(tokens, [2]).any()
+    for b in range(2):                               # feeding the output back reproduces it
+        row = list(tokens[b])
+        n = row.index(3) + 1 if 3 in row else 5
+        assert all(t == 0 for t in row[n:])
+        logits = model.forward(SRC[b:b + 1, :4 - b], np.array([[2] + row[:n - 1]]))
+        logits[..., [0, 2]] = -np.inf
+        assert list(logits[0].argmax(-1)) == row[:n]
+    assert (weights is None) == (attention == "none")
+
+
+def test_seq2seq_bad_input():
+    with pytest.raises(ValueError, match="attention must be one of"):
+        RNNSeq2SeqConfig(src_vocab_size=5, tgt_vocab_size=5, attention="dot")
+    with pytest.raises(ValueError, match="d_hidden"):
+        RNNSeq2SeqConfig(src_vocab_size=5, tgt_vocab_size=5, d_hidden=0)
+    with pytest.raises(TypeError):
+        RNNSeq2Seq({"src_vocab_size": 5})
+    model = small_model("additive")
+    with pytest.raises(ValueError, match="same batch size"):
+        model.forward(SRC, TGT_IN[:1])
+    with pytest.raises(ValueError, match=r"\[0, 7\)"):
+        model.forward(SRC + 10, TGT_IN)
+    with pytest.raises(ValueError, match="shape \\(B, T\\)"):
+        model.forward(SRC[0], TGT_IN)
+    with pytest.raises(ValueError, match="no real token"):
+        model.forward(np.zeros((2, 4), dtype=int), TGT_IN)
+    with pytest.raises(ValueError, match="max_len"):
+        model.greedy_decode(SRC, 2, 3, max_len=0)
