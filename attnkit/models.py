@@ -762,3 +762,231 @@ class TransformerClassifier(Module):
     def attention_weights(self):
         """List (one per layer) of self-attention weights (B, h, T, T) from the last forward."""
         return self.encoder.attention_weights()
+
+
+# ----------------------------------------------------------------------------
+# the RNN encoder-decoder with attention, where attention came from
+#
+# Shapes: B batch, S source length, T target length, d_e embedding width, H GRU state width,
+# d_mem = 2H (bidirectional encoder) or H, the width of an encoder state (the "memory").
+
+from .nn import GRU, AdditiveAttention, BilinearAttention  # noqa: E402
+
+__all__ += ["RNNSeq2SeqConfig", "RNNSeq2Seq"]
+
+RNN_ATTENTION = ("none", "additive", "multiplicative")
+NO_MAX_LEN = float("inf")           # a recurrent network has no position table: any length goes
+
+
+@dataclass
+class RNNSeq2SeqConfig:
+    """Sizes and options of the GRU encoder-decoder (Cho et al. 2014; Bahdanau et al. 2015)."""
+    src_vocab_size: int                 # number of source token ids
+    tgt_vocab_size: int                 # number of target token ids (= number of logits)
+    d_embed: int = 32                   # width of the token embeddings (source and target)
+    d_hidden: int = 64                  # H: state width of each GRU
+    attention: str = "additive"         # "none" (last encoder state only), "additive", "multiplicative"
+    d_attention: int = 64               # hidden width of the additive score (unused otherwise)
+    bidirectional: bool = True          # encoder reads the source both ways (memory width 2H)
+    pad_id: Optional[int] = 0           # padding id of both vocabularies (None: no padding)
+    seed: int = 0                       # seed of the initialization
+    dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+
+    def __post_init__(self):
+        for name in ("src_vocab_size", "tgt_vocab_size", "d_embed", "d_hidden", "d_attention"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.attention not in RNN_ATTENTION:
+            raise ValueError(f"attention must be one of {RNN_ATTENTION}, got {self.attention!r}")
+        if self.pad_id is not None and not (0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size)):
+            raise ValueError(f"pad_id={self.pad_id} must be an id in both vocabularies, or None")
+        if not np.issubdtype(np.dtype(self.dtype), np.floating):
+            raise TypeError(f"dtype must be a floating type such as np.float32, got {self.dtype}")
+
+    @property
+    def d_memory(self):
+        return (2 if self.bidirectional else 1) * self.d_hidden
+
+
+class RNNSeq2Seq(Module):
+    """GRU encoder-decoder: source ids and shifted target ids -> next-token logits, with or without attention.
+
+    Encoder: embeddings, a GRU left to right and (bidirectional) one right to left; the memory
+    is their states side by side, (B, S, d_mem), and the summary their last states (B, d_mem).
+    Decoder, at step t with state s_{t-1} (s_0 = tanh(summary W_init + b_init), as Bahdanau's):
+        c_t = summary                              attention "none": the fixed-length bottleneck
+        c_t = attend(query s_{t-1}, memory)        "additive" (Bahdanau) or "multiplicative" (Luong's general score)
+        s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})
+        logits_t = [s_t; c_t] W_out + b_out
+    The query is the previous state, as in Bahdanau et al.; Luong et al. score the new state
+    instead, here only their score function is used. Padded source steps leave the encoder
+    state unchanged and get attention weight 0; target padding needs no mask (the decoder only
+    looks back, and the loss ignores pad positions).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, RNNSeq2SeqConfig):
+            raise TypeError(f"RNNSeq2Seq needs an RNNSeq2SeqConfig, got {type(config).__name__}")
+        c = self.config = config
+        rng = make_rng(c.seed)
+        kw = dict(rng=rng, dtype=c.dtype)
+        self.src_embed = Embedding(c.src_vocab_size, c.d_embed, **kw)
+        self.tgt_embed = Embedding(c.tgt_vocab_size, c.d_embed, **kw)
+        self.enc_fwd = GRU(c.d_embed, c.d_hidden, **kw)
+        self.enc_bwd = GRU(c.d_embed, c.d_hidden, **kw) if c.bidirectional else None
+        self.init = Linear(c.d_memory, c.d_hidden, **kw)
+        self.decoder = GRU(c.d_embed + c.d_memory, c.d_hidden, **kw)
+        if c.attention == "additive":
+            self.attention = AdditiveAttention(c.d_hidden, c.d_memory, c.d_attention, **kw)
+        elif c.attention == "multiplicative":
+            self.attention = BilinearAttention(c.d_hidden, c.d_memory, **kw)
+        else:
+            self.attention = None
+        self.out = Linear(c.d_hidden + c.d_memory, c.tgt_vocab_size, **kw)
+        self.attn_weights = None
+
+    # --- encoder
+
+    def encode(self, src_ids, src_lengths=None):
+        """src_ids (B, S) -> (memory (B, S, d_mem), summary (B, d_mem), keep (B, S) bool, True on real tokens)."""
+        c = self.config
+        src_ids = _check_ids(src_ids, c.src_vocab_size, NO_MAX_LEN, "src_ids")
+        keep = _keep(src_ids, c.pad_id, src_lengths)                        # (B, S)
+        if not keep.any(axis=1).all():
+            raise ValueError("a source sequence has no real token (all padding): it has nothing to encode")
+        x = self.src_embed.forward(src_ids)                                 # (B, S, d_e)
+        hs, last = self.enc_fwd.forward(x, mask=keep)                       # (B, S, H), (B, H)
+        if self.enc_bwd is not None:
+            # right to left: the reversed row has its pads first, where the state stays 0
+            hs_b, last_b = self.enc_bwd.forward(x[:, ::-1], mask=keep[:, ::-1])  # (B, S, H), (B, H)
+            hs = np.concatenate([hs, hs_b[:, ::-1]], axis=-1)               # (B, S, 2H)
+            last = np.concatenate([last, last_b], axis=-1)                  # (B, 2H)
+        return hs, last, keep
+
+    def _encode_backward(self, dmemory, dsummary):
+        """dmemory (B, S, d_mem), dsummary (B, d_mem) -> None; adds every encoder gradient."""
+        H = self.config.d_hidden
+        dx, _ = self.enc_fwd.backward(dmemory[..., :H], dsummary[:, :H])    # (B, S, d_e)
+        if self.enc_bwd is not None:
+            dx_b, _ = self.enc_bwd.backward(dmemory[:, ::-1, H:], dsummary[:, H:])  # (B, S, d_e), reversed
+            dx = dx + dx_b[:, ::-1]                                         # (B, S, d_e)
+        self.src_embed.backward(dx)
+
+    # --- decoder, one step
+
+    def _start(self, summary):
+        """s_0 = tanh(summary W_init + b_init) (B, H)."""
+        return np.tanh(self.init.forward(summary))                          # (B, H)
+
+    def _step(self, e_t, s, memory, kp, keep, summary):
+        """One decoder step: e_t (B, d_e) embedding of y_{t-1}, s (B, H) state s_{t-1}.
+        Returns (s_t (B, H), c_t (B, d_mem), weights (B, S) or None, cache)."""
+        w, attn_cache = None, None
+        if self.attention is None:
+            ctx = summary                                                   # (B, d_mem)
+        else:
+            ctx, w, attn_cache = self.attention.attend(s[:, None], kp, memory, keep[:, None, :])
+            ctx, w = ctx[:, 0], w[:, 0]                                     # (B, d_mem), (B, S)
+        x_t = np.concatenate([e_t, ctx], axis=-1)                           # (B, d_e + d_mem)
+        s_new, gru_cache = self.decoder.cell_forward(self.decoder.project_input(x_t), s)  # (B, H)
+        return s_new, ctx, w, (x_t, gru_cache, attn_cache)
+
+    # --- the whole model
+
+    def forward(self, src_ids, tgt_in_ids, src_lengths=None):
+        """src_ids: (B, S); tgt_in_ids: (B, T) (BOS first) -> logits (B, T, V_tgt).
+
+        ``attn_weights`` then holds the decoder's attention weights (B, T, S) (None without attention)."""
+        c = self.config
+        tgt_in_ids = _check_ids(tgt_in_ids, c.tgt_vocab_size, NO_MAX_LEN, "tgt_in_ids")
+        memory, summary, keep = self.encode(src_ids, src_lengths)           # (B, S, d_mem), (B, d_mem), (B, S)
+        B, T = tgt_in_ids.shape
+        if memory.shape[0] != B:
+            raise ValueError(f"src_ids and tgt_in_ids must have the same batch size, got {B} and {memory.shape[0]}")
+        kp = None if self.attention is None else self.attention.project_keys(memory)  # (B, S, *)
+        emb = self.tgt_embed.forward(tgt_in_ids)                            # (B, T, d_e)
+        s = self._start(summary)                                            # (B, H)
+        feats = np.empty((B, T, c.d_hidden + c.d_memory), dtype=memory.dtype)  # (B, T, H + d_mem)
+        weights = None if self.attention is None else np.empty((B, T, memory.shape[1]), memory.dtype)
+        s0, steps = s, []
+        for t in range(T):
+            s, ctx, w, cache = self._step(emb[:, t], s, memory, kp, keep, summary)  # (B, H), (B, d_mem)
+            feats[:, t, :c.d_hidden], feats[:, t, c.d_hidden:] = s, ctx
+            if w is not None:
+                weights[:, t] = w                                           # (B, S)
+            steps.append(cache)
+        self.attn_weights = weights
+        self.cache = (memory, s0, steps)
+        return self.out.forward(feats)                                      # (B, T, V_tgt)
+
+    def backward(self, dlogits):
+        """dlogits: (B, T, V_tgt). Adds every parameter's gradient; returns None (ids have no gradient)."""
+        memory, s0, steps = self.cache
+        c = self.config
+        H, d_e = c.d_hidden, c.d_embed
+        dfeats = self.out.backward(dlogits)                                 # (B, T, H + d_mem)
+        B, T, _ = dfeats.shape
+        ds = np.zeros((B, H), dtype=dfeats.dtype)                           # (B, H) gradient of s_t from step t+1
+        demb = np.empty((B, T, d_e), dtype=dfeats.dtype)                    # (B, T, d_e)
+        dmemory = np.zeros_like(memory)                                     # (B, S, d_mem)
+        dkp = None                                                          # (B, S, *) summed over steps
+        dsummary = np.zeros((B, c.d_memory), dtype=dfeats.dtype)            # (B, d_mem)
+        for t in reversed(range(T)):
+            x_t, gru_cache, attn_cache = steps[t]
+            ds = ds + dfeats[:, t, :H]                                      # (B, H)
+            dctx = dfeats[:, t, H:]                                         # (B, d_mem)
+            dgx, ds = self.decoder.cell_backward(ds, gru_cache)             # (B, 3H), (B, H) = d s_{t-1}
+            dx_t = self.decoder.project_input_backward(dgx, x_t)            # (B, d_e + d_mem)
+            demb[:, t] = dx_t[:, :d_e]
+            dctx = dctx + dx_t[:, d_e:]                                     # (B, d_mem)
+            if self.attention is None:
+                dsummary += dctx
+            else:
+                dq, dkp_t, dvals = self.attention.attend_backward(dctx[:, None], attn_cache)
+                ds = ds + dq[:, 0]                                          # (B, H) the query was s_{t-1}
+                dkp = dkp_t if dkp is None else dkp + dkp_t                 # (B, S, *)
+                dmemory += dvals                                            # (B, S, d_mem)
+        self.tgt_embed.backward(demb)
+        dsummary += self.init.backward(ds * (1 - s0 * s0))                  # (B, d_mem) s_0 = tanh(init(summary))
+        if dkp is not None:
+            dmemory += self.attention.project_keys_backward(dkp, memory)    # (B, S, d_mem)
+        self._encode_backward(dmemory, dsummary)
+        return None
+
+    # --- decoding
+
+    def greedy_decode(self, src_ids, bos_id, eos_id, max_len, src_lengths=None):
+        """Greedy decoding: src_ids (B, S) -> (tokens (B, max_len), weights (B, max_len, S) or None).
+
+        At each step the most likely token is taken and fed back (never pad_id or bos_id). A row
+        that produced eos_id holds pad_id after it (eos_id if there is no pad_id)."""
+        c = self.config
+        if not (0 <= bos_id < c.tgt_vocab_size and 0 <= eos_id < c.tgt_vocab_size):
+            raise ValueError(f"bos_id={bos_id} and eos_id={eos_id} must be target ids in [0, {c.tgt_vocab_size})")
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        memory, summary, keep = self.encode(src_ids, src_lengths)           # (B, S, d_mem), (B, d_mem), (B, S)
+        B, S, _ = memory.shape
+        kp = None if self.attention is None else self.attention.project_keys(memory)
+        s = self._start(summary)                                            # (B, H)
+        fill = eos_id if c.pad_id is None else c.pad_id
+        tokens = np.full((B, max_len), fill, dtype=np.int64)                # (B, max_len)
+        weights = None if self.attention is None else np.zeros((B, max_len, S), memory.dtype)
+        prev = np.full(B, bos_id, dtype=np.int64)                           # (B,)
+        done = np.zeros(B, dtype=bool)
+        banned = [bos_id] + ([] if c.pad_id is None else [c.pad_id])
+        W_e = self.tgt_embed.params["W"]                                    # (V_tgt, d_e)
+        for t in range(max_len):
+            s, ctx, w, _ = self._step(W_e[prev], s, memory, kp, keep, summary)  # (B, H), (B, d_mem)
+            logits = self.out.forward(np.concatenate([s, ctx], axis=-1))    # (B, V_tgt)
+            logits[:, banned] = -np.inf
+            prev = logits.argmax(axis=-1)                                   # (B,)
+            tokens[~done, t] = prev[~done]
+            if w is not None:
+                weights[:, t] = w
+            done |= prev == eos_id
+            if done.all():
+                break
+        return tokens, weights
+

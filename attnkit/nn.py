@@ -623,3 +623,352 @@ class KVCache:
             if buf is not None:
                 t = self.queries if buf is self.weights else self.length
                 buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, ...), gathered rows
+# ----------------------------------------------------------------------------
+# recurrent layers and the attention that came before the Transformer
+#
+# Shapes: B batch, T time steps (source length S for the keys), d_in input width, H = d_hidden
+# the GRU's state width, d_q query width, d_key key width, d_v value width, d_a the hidden width
+# of the additive score. A mask is boolean, True on real steps (or keys that may be attended).
+
+__all__ += ["GRU", "AdditiveAttention", "BilinearAttention", "masked_softmax", "step_mask"]
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) written as (1 + tanh(x / 2)) / 2: the same function, no overflow, fewer operations."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def step_mask(B, T, lengths=None, mask=None):
+    """(B, T) bool, True on real steps, from lengths (B,) (a prefix of each row) or a mask (B, T).
+
+    Neither given: every step is real. Raises ValueError on a wrong shape, a length outside
+    [0, T], or both given."""
+    if lengths is not None and mask is not None:
+        raise ValueError("pass lengths or mask, not both: they say the same thing")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (B, T) or mask.dtype != bool:
+            raise ValueError(f"mask must be a boolean array of shape (B, T) = {(B, T)} (True on real "
+                             f"steps), got shape {mask.shape}, dtype {mask.dtype}")
+        return mask
+    if lengths is None:
+        return np.ones((B, T), dtype=bool)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"lengths must be {B} integers (one per sequence), got shape {lengths.shape}, "
+                         f"dtype {lengths.dtype}")
+    if np.any(lengths < 0) or np.any(lengths > T):
+        raise ValueError(f"every length must lie in [0, T={T}], got {lengths.tolist()}")
+    return np.arange(T)[None, :] < lengths[:, None]                       # (B, T)
+
+
+class GRU(Module):
+    """A single-layer gated recurrent unit (Cho et al. 2014) run over a sequence, with backward through time.
+
+    The gate equations are PyTorch's (torch.nn.GRU), for input x_t and previous state h:
+
+        r = sigmoid(x_t W_ir + b_ir + h W_hr + b_hr)          reset gate
+        z = sigmoid(x_t W_iz + b_iz + h W_hz + b_hz)          update gate
+        n = tanh(x_t W_in + b_in + r * (h W_hn + b_hn))       candidate state
+        h_t = (1 - z) * n + z * h
+
+    The reset gate multiplies the hidden projection *with its bias* b_hn, which is why there are
+    two bias vectors. Parameters, gates side by side in the order r | z | n as in PyTorch:
+        W_ih (d_in, 3H) = weight_ih_l0.T      b_ih (3H,) = bias_ih_l0
+        W_hh (H, 3H)    = weight_hh_l0.T      b_hh (3H,) = bias_hh_l0
+    (transposed because attnkit multiplies from the right, x @ W). Initialization as PyTorch's:
+    every entry U(-1/sqrt(H), 1/sqrt(H)).
+
+    Padding: a step whose mask is False leaves the state unchanged (h_t = h_{t-1}), so a padded
+    row ends in the state after its last real step, whatever the padding, and a reversed padded
+    row (pads first) starts from h0. The step is public (``cell_forward``/``cell_backward``) so
+    that a decoder whose input at step t depends on step t-1 can run it one step at a time.
+    """
+
+    def __init__(self, d_in, d_hidden, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        if d_in < 1 or d_hidden < 1:
+            raise ValueError(f"d_in and d_hidden must be positive, got {d_in} and {d_hidden}")
+        rng = _rng(rng, seed)
+        self.d_in, self.H = d_in, d_hidden
+        a = 1.0 / math.sqrt(d_hidden)
+        H3 = 3 * d_hidden
+        self.add_param("W_ih", rng.uniform(-a, a, (d_in, H3)).astype(dtype))   # (d_in, 3H)
+        self.add_param("W_hh", rng.uniform(-a, a, (d_hidden, H3)).astype(dtype))  # (H, 3H)
+        self.add_param("b_ih", rng.uniform(-a, a, H3).astype(dtype))           # (3H,)
+        self.add_param("b_hh", rng.uniform(-a, a, H3).astype(dtype))           # (3H,)
+
+    # --- the input projection, done for all steps at once when the inputs are known
+
+    def project_input(self, x):
+        """x (..., d_in) -> x @ W_ih + b_ih (..., 3H): the input's share of all three gates."""
+        N = x.reshape(-1, self.d_in)                                      # (N, d_in)
+        return (N @ self.params["W_ih"] + self.params["b_ih"]).reshape(*x.shape[:-1], 3 * self.H)
+
+    def project_input_backward(self, dgx, x):
+        """dgx (..., 3H), x (..., d_in) -> dx (..., d_in); adds dW_ih and db_ih."""
+        d2, x2 = dgx.reshape(-1, 3 * self.H), x.reshape(-1, self.d_in)     # (N, 3H), (N, d_in)
+        self.grads["W_ih"] += x2.T @ d2                                   # (d_in, 3H)
+        self.grads["b_ih"] += d2.sum(axis=0)                              # (3H,)
+        return (d2 @ self.params["W_ih"].T).reshape(x.shape)              # (..., d_in)
+
+    # --- one step
+
+    def cell_forward(self, gx, h, m=None):
+        """One step. gx (B, 3H) the input projection of x_t; h (B, H) the previous state;
+        m (B,) bool or None, False where this step is padding. Returns (h_t (B, H), cache)."""
+        H = self.H
+        gh = h @ self.params["W_hh"] + self.params["b_hh"]                # (B, 3H)
+        rz = _sigmoid(gx[:, :2 * H] + gh[:, :2 * H])                      # (B, 2H) both gates in one call
+        r, z = rz[:, :H], rz[:, H:]                                       # (B, H) each
+        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])                    # (B, H)
+        h_new = n + z * (h - n)                                           # (B, H) = (1 - z) n + z h
+        if m is not None:
+            h_new = np.where(m[:, None], h_new, h)                        # (B, H) pads keep h
+        return h_new, (h, rz, n, gh[:, 2 * H:], m)
+
+    def cell_backward(self, dh_new, cache):
+        """dh_new (B, H), the gradient of h_t -> (dgx (B, 3H), dh (B, H)); adds dW_hh and db_hh."""
+        h, rz, n, ghn, m = cache
+        H = self.H
+        r, z = rz[:, :H], rz[:, H:]                                       # (B, H) each
+        dh_skip = None
+        if m is not None:
+            dh_skip = np.where(m[:, None], 0, dh_new)                     # (B, H) pads pass it on
+            dh_new = np.where(m[:, None], dh_new, 0)                      # (B, H)
+        da_n = dh_new * (1 - z) * (1 - n * n)                             # (B, H) through n's weight and tanh
+        dgx = np.empty((h.shape[0], 3 * H), dtype=da_n.dtype)             # (B, 3H) = [da_r | da_z | da_n]
+        dgx[:, :H] = da_n * ghn                                           # dr
+        dgx[:, H:2 * H] = dh_new * (h - n)                                # dz
+        dgx[:, :2 * H] *= rz * (1 - rz)                                   # through both sigmoids
+        dgx[:, 2 * H:] = da_n
+        dgh = dgx.copy()                                                  # (B, 3H) the same, but
+        dgh[:, 2 * H:] *= r                                               # the reset gate scales h W_hn + b_hn
+        self.grads["W_hh"] += h.T @ dgh                                   # (H, 3H)
+        self.grads["b_hh"] += dgh.sum(axis=0)                             # (3H,)
+        dh = dh_new * z + dgh @ self.params["W_hh"].T                     # (B, H)
+        if dh_skip is not None:
+            dh += dh_skip
+        return dgx, dh
+
+    # --- the whole sequence
+
+    def _check_inputs(self, x, h0):
+        x = require_float(x, "x")
+        if x.ndim != 3 or x.shape[-1] != self.d_in:
+            raise ValueError(f"GRU expects x of shape (B, T, d_in={self.d_in}), got {x.shape}; "
+                             "a single sequence is x[None]")
+        B = x.shape[0]
+        if h0 is None:
+            h0 = np.zeros((B, self.H), dtype=x.dtype)
+        else:
+            h0 = require_float(h0, "h0")
+            if h0.shape != (B, self.H):
+                raise ValueError(f"h0 must have shape (B, H) = {(B, self.H)}, got {h0.shape}")
+        return x, h0
+
+    def forward(self, x, h0=None, lengths=None, mask=None):
+        """x: (B, T, d_in); h0: (B, H) initial state (zeros if None); lengths (B,) or mask (B, T)
+        bool, True on real steps (neither: all real).
+
+        Returns (hs (B, T, H), h_last (B, H)): the state after every step (a padded step repeats
+        the previous state) and the state after the last step."""
+        x, h0 = self._check_inputs(x, h0)
+        B, T, _ = x.shape
+        m = step_mask(B, T, lengths, mask)                                # (B, T)
+        masked = not m.all()
+        gx = self.project_input(x)                                        # (B, T, 3H) one matmul for all steps
+        hs = np.empty((B, T, self.H), dtype=np.result_type(x, self.params["W_hh"]))  # (B, T, H)
+        h, caches = h0, []
+        for t in range(T):
+            h, c = self.cell_forward(gx[:, t], h, m[:, t] if masked else None)  # (B, H)
+            hs[:, t] = h
+            caches.append(c)
+        self.cache = (x, caches)
+        return hs, h
+
+    def backward(self, dhs=None, dh_last=None):
+        """dhs: (B, T, H) gradient of the states, dh_last: (B, H) of the last state (either may be
+        None: no gradient). Returns (dx (B, T, d_in), dh0 (B, H))."""
+        x, caches = self.cache
+        B, T, _ = x.shape
+        dh = np.zeros((B, self.H), dtype=x.dtype) if dh_last is None else dh_last.copy()  # (B, H)
+        dgx = np.empty((B, T, 3 * self.H), dtype=dh.dtype)                # (B, T, 3H)
+        for t in reversed(range(T)):
+            if dhs is not None:
+                dh = dh + dhs[:, t]                                       # (B, H) h_t feeds output t and step t+1
+            dgx[:, t], dh = self.cell_backward(dh, caches[t])             # (B, 3H), (B, H)
+        dx = self.project_input_backward(dgx, x)                          # (B, T, d_in)
+        return dx, dh
+
+
+def masked_softmax(scores, mask=None):
+    """Softmax over the last axis of scores (..., T_k), keys where mask (broadcastable) is False weighted 0.
+
+    Every row needs one key it may attend to: a row with none raises ValueError."""
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+        try:
+            allowed = np.broadcast_to(mask, scores.shape)
+        except ValueError:
+            raise ValueError(f"mask of shape {mask.shape} does not broadcast to the scores "
+                             f"{scores.shape} (..., T_q, T_k); a key mask (B, T_k) needs [:, None]") from None
+        if not allowed.any(axis=-1).all():
+            raise ValueError("a query has no key it may attend to (a mask row is all False): "
+                             "every sequence needs at least one real token")
+        scores = np.where(allowed, scores, -np.inf)
+    w = np.exp(scores - scores.max(axis=-1, keepdims=True))               # (..., T_k), exp(-inf) = 0
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+class _RNNAttention(Module):
+    """What additive and bilinear attention share: keys projected once, then any number of queries.
+
+    forward(query, keys, values, mask) = project_keys, then attend. A decoder whose query at
+    step t is its state after step t-1 projects the keys once and calls attend at every step;
+    ``attend`` returns its cache instead of keeping it, so the decoder can keep one per step.
+    """
+
+    def _check(self, query, keys, values, mask):
+        query, keys = require_float(query, "query"), require_float(keys, "keys")
+        values = keys if values is None else require_float(values, "values")
+        if query.ndim != 3 or query.shape[-1] != self.d_query:
+            raise ValueError(f"query must have shape (B, T_q, d_query={self.d_query}), got {query.shape}")
+        if keys.ndim != 3 or keys.shape[-1] != self.d_key:
+            raise ValueError(f"keys must have shape (B, T_k, d_key={self.d_key}), got {keys.shape}")
+        if values.ndim != 3 or values.shape[:2] != keys.shape[:2] or query.shape[0] != keys.shape[0]:
+            raise ValueError(f"query {query.shape}, keys {keys.shape} and values {values.shape} must share "
+                             "the batch size, and keys and values the length T_k")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape == keys.shape[:2]:
+                mask = mask[:, None, :]                                   # (B, 1, T_k) a key mask
+        return query, keys, values, mask
+
+    def forward(self, query, keys, values=None, mask=None):
+        """query: (B, T_q, d_query); keys: (B, T_k, d_key); values: (B, T_k, d_v) (None: the keys);
+        mask: bool (B, T_k) or broadcastable to (B, T_q, T_k), True = may attend.
+        Returns the context (B, T_q, d_v); ``weights`` holds the attention weights (B, T_q, T_k)."""
+        query, keys, values, mask = self._check(query, keys, values, mask)
+        kp = self.project_keys(keys)                                      # (B, T_k, *)
+        context, self.weights, c = self.attend(query, kp, values, mask)   # (B, T_q, d_v)
+        self.cache = (keys, c, values is keys)
+        return context
+
+    def backward(self, dcontext):
+        """dcontext: (B, T_q, d_v) -> (dquery, dkeys, dvalues); dvalues is None when values were the keys
+        (its gradient is then included in dkeys)."""
+        keys, c, shared = self.cache
+        dquery, dkp, dvalues = self.attend_backward(dcontext, c)          # (B, T_q, d_q), (B, T_k, *), (B, T_k, d_v)
+        dkeys = self.project_keys_backward(dkp, keys)                     # (B, T_k, d_key)
+        if shared:
+            return dquery, dkeys + dvalues, None
+        return dquery, dkeys, dvalues
+
+    def attend(self, query, kp, values, mask=None):
+        """query (B, T_q, d_query), kp = project_keys(keys), values (B, T_k, d_v), mask broadcastable
+        to (B, T_q, T_k). Returns (context (B, T_q, d_v), weights (B, T_q, T_k), cache)."""
+        s, score_cache = self.score(query, kp)                            # (B, T_q, T_k)
+        w = masked_softmax(s, mask)                                       # (B, T_q, T_k)
+        context = w @ values                                              # (B, T_q, d_v)
+        return context, w, (w, values, score_cache)
+
+    def attend_backward(self, dcontext, cache):
+        """dcontext (B, T_q, d_v) -> (dquery (B, T_q, d_query), dkp, dvalues (B, T_k, d_v))."""
+        w, values, score_cache = cache
+        dvalues = w.transpose(0, 2, 1) @ dcontext                         # (B, T_k, d_v)
+        dw = dcontext @ values.transpose(0, 2, 1)                         # (B, T_q, T_k)
+        ds = w * (dw - np.sum(w * dw, axis=-1, keepdims=True))            # (B, T_q, T_k) softmax backward
+        dquery, dkp = self.score_backward(ds, score_cache)
+        return dquery, dkp, dvalues
+
+
+class AdditiveAttention(_RNNAttention):
+    """Bahdanau's additive attention: score(q, k) = v^T tanh(q W_q + k W_k), softmax over the keys.
+
+    W_q (d_query, d_a), W_k (d_key, d_a) Xavier uniform, v (d_a,) U(-1/sqrt(d_a), 1/sqrt(d_a)).
+    The score is a one-hidden-layer network of the query and the key, so queries and keys may
+    have different widths. ``project_keys`` computes k W_k once per source sentence.
+    """
+
+    def __init__(self, d_query, d_key, d_hidden, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.d_query, self.d_key, self.d_hidden = d_query, d_key, d_hidden
+        self.add_param("W_q", xavier_uniform(rng, d_query, d_hidden, dtype))   # (d_query, d_a)
+        self.add_param("W_k", xavier_uniform(rng, d_key, d_hidden, dtype))     # (d_key, d_a)
+        a = 1.0 / math.sqrt(d_hidden)
+        self.add_param("v", rng.uniform(-a, a, d_hidden).astype(dtype))        # (d_a,)
+        self.weights = None
+
+    def project_keys(self, keys):
+        """keys (B, T_k, d_key) -> keys @ W_k (B, T_k, d_a)."""
+        B, T, _ = keys.shape
+        return (keys.reshape(B * T, -1) @ self.params["W_k"]).reshape(B, T, self.d_hidden)
+
+    def project_keys_backward(self, dkp, keys):
+        """dkp (B, T_k, d_a) -> dkeys (B, T_k, d_key); adds dW_k."""
+        B, T, _ = keys.shape
+        d2 = dkp.reshape(B * T, self.d_hidden)                            # (B T_k, d_a)
+        self.grads["W_k"] += keys.reshape(B * T, -1).T @ d2               # (d_key, d_a)
+        return (d2 @ self.params["W_k"].T).reshape(keys.shape)            # (B, T_k, d_key)
+
+    def score(self, query, kp):
+        """query (B, T_q, d_query), kp (B, T_k, d_a) -> (scores (B, T_q, T_k), cache)."""
+        B, Tq, _ = query.shape
+        qp = (query.reshape(B * Tq, -1) @ self.params["W_q"]).reshape(B, Tq, self.d_hidden)  # (B, T_q, d_a)
+        e = np.tanh(qp[:, :, None, :] + kp[:, None, :, :])                # (B, T_q, T_k, d_a)
+        return e @ self.params["v"], (query, e)                           # (B, T_q, T_k)
+
+    def score_backward(self, ds, cache):
+        """ds (B, T_q, T_k) -> (dquery (B, T_q, d_query), dkp (B, T_k, d_a)); adds dW_q and dv."""
+        query, e = cache
+        B, Tq, _ = query.shape
+        self.grads["v"] += (ds.reshape(1, -1) @ e.reshape(-1, self.d_hidden))[0]  # (d_a,)
+        da = 1 - e * e                                                    # (B, T_q, T_k, d_a) through tanh,
+        da *= self.params["v"]                                            # in place: the largest tensor here
+        da *= ds[..., None]
+        dqp = da.sum(axis=2)                                              # (B, T_q, d_a)
+        dkp = da.sum(axis=1)                                              # (B, T_k, d_a)
+        self.grads["W_q"] += query.reshape(B * Tq, -1).T @ dqp.reshape(B * Tq, -1)  # (d_query, d_a)
+        dquery = (dqp.reshape(B * Tq, -1) @ self.params["W_q"].T).reshape(query.shape)  # (B, T_q, d_query)
+        return dquery, dkp
+
+
+class BilinearAttention(_RNNAttention):
+    """Luong's "general" multiplicative attention: score(q, k) = q W k^T, softmax over the keys.
+
+    W (d_query, d_key) Xavier uniform. Unscaled, as in Luong et al. 2015; with W = I (and
+    d_query = d_key) it is the plain dot product, and dividing by sqrt(d) gives the Transformer's
+    scaled dot product. ``project_keys`` computes k W^T once per source sentence.
+    """
+
+    def __init__(self, d_query, d_key, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.d_query, self.d_key = d_query, d_key
+        self.add_param("W", xavier_uniform(rng, d_query, d_key, dtype))         # (d_query, d_key)
+        self.weights = None
+
+    def project_keys(self, keys):
+        """keys (B, T_k, d_key) -> keys @ W^T (B, T_k, d_query)."""
+        B, T, _ = keys.shape
+        return (keys.reshape(B * T, -1) @ self.params["W"].T).reshape(B, T, self.d_query)
+
+    def project_keys_backward(self, dkp, keys):
+        """dkp (B, T_k, d_query) -> dkeys (B, T_k, d_key); adds dW."""
+        B, T, _ = keys.shape
+        d2 = dkp.reshape(B * T, self.d_query)                             # (B T_k, d_query)
+        self.grads["W"] += d2.T @ keys.reshape(B * T, -1)                 # (d_query, d_key)
+        return (d2 @ self.params["W"]).reshape(keys.shape)                # (B, T_k, d_key)
+
+    def score(self, query, kp):
+        """query (B, T_q, d_query), kp (B, T_k, d_query) -> (scores (B, T_q, T_k), cache)."""
+        return query @ kp.transpose(0, 2, 1), (query, kp)                 # (B, T_q, T_k)
+
+    def score_backward(self, ds, cache):
+        """ds (B, T_q, T_k) -> (dquery (B, T_q, d_query), dkp (B, T_k, d_query))."""
+        query, kp = cache
+        return ds @ kp, ds.transpose(0, 2, 1) @ query                     # (B, T_q, d_q), (B, T_k, d_q)
