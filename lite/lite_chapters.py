@@ -6,6 +6,7 @@ The site's copy of a chapter starts with a cell that installs attnkit (and, for 
 read one of attnkit's data sets, the pure-Python packages behind them) from the site's own
 wheel index.
 """
+import ast
 import re
 from pathlib import Path
 
@@ -34,9 +35,41 @@ def imported_modules(notebook_json: dict) -> set[str]:
     return found
 
 
+def _required_imports(source: str) -> set[str]:
+    """Top-level modules imported outside a `try: ... except ImportError` block."""
+    try:
+        tree = ast.parse("\n".join(line for line in source.splitlines()
+                                   if not line.lstrip().startswith(("%", "!"))))
+    except SyntaxError:  # not plain Python: take every import statement as required
+        return {m.split(".")[0] for m in _IMPORT.findall(source)}
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+                isinstance(h.type, ast.Name) and h.type.id in ("ImportError",
+                                                               "ModuleNotFoundError")
+                for h in node.handlers):
+            guarded.update(id(n) for stmt in node.body for n in ast.walk(stmt))
+    found = set()
+    for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(a.name.split(".")[0] for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            found.add(node.module.split(".")[0])
+    return found
+
+
 def blockers(notebook_json: dict) -> dict[str, str]:
-    """{package: why} for the packages this notebook imports that the browser lacks."""
-    tops = {m.split(".")[0] for m in imported_modules(notebook_json)}
+    """{package: why} for the packages the notebook needs that the browser lacks.
+
+    An import inside `try: ... except ImportError:` is optional (the chapter has a fallback,
+    say attnkit's BLEU for sacrebleu's) and does not keep the chapter out of the browser.
+    """
+    tops = set()
+    for cell in notebook_json.get("cells", []):
+        if cell.get("cell_type") == "code":
+            tops |= _required_imports("".join(cell.get("source", "")))
     return {name: why for name, why in BLOCKERS.items() if name in tops}
 
 
