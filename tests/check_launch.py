@@ -12,6 +12,7 @@ notebooks/ as its working directory, in that environment's own kernel, and must 
 """
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -58,10 +59,12 @@ def setup_colab(bin_dir, notebook):
     commands = colab_commands(notebook)
     if not commands:
         sys.exit(f"the Colab cell of {notebook} has no %pip command")
+    # what Colab's runtime already has and a bare venv lacks: a kernel and the notebook runner
+    run([bin_dir / "python", "-m", "pip", "install", "--quiet", "ipykernel", "nbconvert"])
     for command in commands:
         # the repository as Colab would fetch it, but from this checkout: file:// instead of git+https
         command = re.sub(r"git\+https://\S+?@[\w.\-/]+", ROOT.as_uri(), command)
-        run([bin_dir / "python", "-m", "pip", *command.replace('"', "").split()])
+        run([bin_dir / "python", "-m", "pip", *shlex.split(command)])
 
 
 def execute(bin_dir, notebook, out_dir):
