@@ -119,3 +119,26 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) book/_vendor *.egg-info
+
+# ---------------------------------------------------------------- the in-browser site (lite/)
+# JupyterLite + Pyodide 0.27.7 into _build/html/lite, from pinned, hash-verified inputs
+# (lite/build.py says what is checked; book/setup.md, "Running in the browser", says why).
+# `make lite` builds the site, then the book, whose chapter pages then link to it; `make book`
+# alone builds no site and adds no link. The Pages workflow runs `make lite`.
+LITE_STAMP := $(VENV)/.lite-installed
+.PHONY: lite lite-site lite-test
+
+$(LITE_STAMP): $(STAMP) lite/requirements-lite.txt
+	$(BIN)/python -m pip install --quiet -r lite/requirements-lite.txt
+	touch $(LITE_STAMP)
+
+lite: lite-site
+	$(MAKE) book
+
+lite-site: $(LITE_STAMP)
+	$(BIN)/python lite/build.py
+
+# Chapters 1 and 12 run in headless Chromium (Debian's), offline; screenshots in screenshots/lite/.
+lite-test: $(LITE_STAMP)
+	@test -f _build/html/lite/jupyter-lite.json -a -f _build/html/notebooks/01_attention_as_soft_lookup.html || $(MAKE) lite
+	$(BIN)/python tests/check_lite.py
