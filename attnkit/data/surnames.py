@@ -215,8 +215,9 @@ def char_ngram_baseline(split: SurnameSplit, *, ngram_range=(1, 4), C: float = 1
     """A classical baseline: TF-IDF of character 1-4-grams + logistic regression (scikit-learn).
 
     Names are padded with spaces (``analyzer="char_wb"``), so n-grams at the start and end of
-    a name ('-ov ', ' mc') count as such, and lower-cased unless ``lowercase=False``; n-grams seen once in training are
-    dropped. The saga solver with a loose tolerance fits in seconds (lbfgs takes minutes here)
+    a name ('-ov ', ' mc') count as such, and lower-cased unless ``lowercase=False``; n-grams
+    seen once in training are dropped. The saga solver with a loose tolerance fits in seconds
+    (lbfgs takes minutes here)
     and is seeded. Fits on train; reports accuracies and the majority-class accuracy on test.
     """
     try:
