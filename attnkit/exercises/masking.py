@@ -7,7 +7,7 @@ Convention (as in attnkit.functional): masks are boolean and True means "may att
 """
 import numpy as np
 
-from .core import Hint, call, check
+from .core import Hint, call, cases_rng, check
 
 __all__ = ["check_causal_mask", "check_combined_mask", "check_masked_softmax"]
 
@@ -99,7 +99,7 @@ def _masked_softmax_ref(scores, mask):
 
 
 def _masked_softmax_cases(fn):
-    rng = np.random.default_rng(1234)
+    rng = cases_rng(1234)
     T = 5
     mask = np.tril(np.ones((T, T), dtype=bool))
     scores = rng.normal(size=(2, T, T))                                    # (B, T, T)

@@ -9,20 +9,21 @@ import math
 
 import numpy as np
 
-from .core import Hint, call, check
+from ..optim import NoamSchedule, global_grad_norm
+from .core import Hint, call, cases_rng, check
 
 __all__ = ["check_noam_schedule", "check_clip_grad_norm"]
 
 
 def _cases_rng():
-    return np.random.default_rng(1313)  # hidden cases are the same on every run
+    return cases_rng(1313)
 
 
 # ----------------------------------------------------------------------------
 # the warmup schedule of "Attention Is All You Need"
 
 def _noam(step, d_model, warmup):
-    return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+    return NoamSchedule(d_model, warmup)(step)             # the reference is the library's
 
 
 # (wrong version, hint): if the learner's values match a wrong version at every step, that is the hint
@@ -98,7 +99,7 @@ def _grads(rng, scale):
 
 
 def _global_norm(grads):
-    return math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+    return global_grad_norm([(g, g) for g in grads])       # the library's, on (param, grad) pairs
 
 
 def _clip_cases(fn):
