@@ -40,7 +40,8 @@ from ._checks import check_int
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "split_heads", "merge_heads", "xavier_uniform",
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "split_heads",
+           "merge_heads", "xavier_uniform",
            "DEFAULT_SEED"]
 
 

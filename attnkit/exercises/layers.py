@@ -161,7 +161,8 @@ def _ffn_count_cases(fn):
             raise Hint(f"you counted the weights but not the biases {where}: W1 has d_model*d_ff "
                        "entries and b1 has d_ff, W2 has d_ff*d_model and b2 has d_model.")
         if n == 2 * d_model * d_ff + d_ff or n == 2 * d_model * d_ff + d_model:
-            raise Hint(f"you counted only one of the two biases {where}: b1 has d_ff entries and b2 has d_model.")
+            raise Hint(f"you counted only one of the two biases {where}: b1 has d_ff entries and b2 has "
+                       f"d_model.")
         if n == 2 * d_model * d_ff + 2 * d_model or n == 2 * d_model * d_ff + 2 * d_ff:
             raise Hint(f"the two biases have different sizes {where}: b1 has d_ff entries (the hidden "
                        "width) and b2 has d_model (the output width).")
@@ -216,7 +217,8 @@ def _encode_cases(fn):
         raise Hint(f"return one integer id per token (a list or a 1-D integer array of length "
                    f"{len(tokens)}), got shape {out.shape} and dtype {out.dtype}")
     if out.tolist() != [2, 3, 4, 5, 2, 6]:
-        raise Hint(f"for {tokens} expected ids [2, 3, 4, 5, 2, 6], got {out.tolist()}: look each token up in vocab.")
+        raise Hint(f"for {tokens} expected ids [2, 3, 4, 5, 2, 6], got {out.tolist()}: look each token up "
+                   f"in vocab.")
     tokens = ["the", "dog", "sat", "on", "a", "mat"]
     try:
         out = call(fn, list(tokens), dict(vocab))
@@ -255,7 +257,8 @@ def _embed_cases(fn):
     if np.allclose(out, (E[ids] + pe[:T]) * np.sqrt(d)):
         raise Hint("only the token embeddings are scaled by sqrt(d_model), not the positional encoding.")
     if np.allclose(out, E[ids] / np.sqrt(d) + pe[:T]):
-        raise Hint("multiply by sqrt(d_model), don't divide: the embeddings start small (about 1/sqrt(d_model) "
+        raise Hint("multiply by sqrt(d_model), don't divide: the embeddings start small (about "
+                   "1/sqrt(d_model) "
                    "per entry) and the scaling brings them to the size of the positional encoding.")
     if np.allclose(out, E[ids] * d + pe[:T]):
         raise Hint("scale by the square root of d_model, not by d_model itself.")

@@ -17,7 +17,8 @@ __all__ = ["check_mha_param_count", "check_mha_flops", "check_split_heads", "che
 
 # the answers stay private: a learner importing them would skip the exercise
 def _mha_param_count(d_model, num_heads, bias=True):
-    """Parameters of multi-head attention: four (d_model, d_model) matrices and, with bias, four (d_model,) vectors."""
+    """Parameters of multi-head attention: four (d_model, d_model) matrices and, with bias, four (d_model,)
+    vectors."""
     return 4 * d_model * d_model + (4 * d_model if bias else 0)
 
 
@@ -50,7 +51,8 @@ def _param_cases(fn):
         d_k = d_model // h
         where = f"for d_model={d_model}, num_heads={h}, bias={bias} you count {got}"
         if got == h * 4 * d_model * d_model + (h * 4 * d_model if bias else 0) or \
-                got == 3 * h * d_model * d_model + d_model * d_model + (3 * h * d_model + d_model if bias else 0):
+                got == (3 * h * d_model * d_model + d_model * d_model
+                        + (3 * h * d_model + d_model if bias else 0)):
             raise Hint(f"{where}: each head's W_i^Q is (d_model, d_k) with d_k = d_model / h = {d_k}, not "
                        "(d_model, d_model), so the h heads together have d_model^2 weights per projection.")
         if got == 3 * d_model * d_model + (3 * d_model if bias else 0):

@@ -58,7 +58,8 @@ def check_sinusoidal_table(fn):
 
 
 def _shift_matrix(k, d_model):   # the answer, private
-    """M_k with PE[pos + k] = M_k @ PE[pos]: a 2 x 2 rotation by angle k * omega_i for each (sin, cos) pair."""
+    """M_k with PE[pos + k] = M_k @ PE[pos]: a 2 x 2 rotation by angle k * omega_i for each (sin, cos)
+    pair."""
     omega = 1.0 / np.power(10000.0, np.arange(0, d_model, 2) / d_model)  # (d_model/2,)
     c, s = np.cos(k * omega), np.sin(k * omega)
     M = np.zeros((d_model, d_model))
@@ -83,10 +84,12 @@ def _shift_cases(fn):
             raise Hint(f"{where} the pattern of 2 x 2 blocks is right but the values are not: "
                        "block i rotates by the angle k * omega_i, omega_i = 1 / 10000^(2i/d_model).")
         raise Hint(f"{where} M_k @ PE[p] does not equal PE[p + k]. M_k is block diagonal: one 2 x 2 "
-                   "block [[cos, sin], [-sin, cos]] of angle k * omega_i for each (sin, cos) pair of columns.")
+                   "block [[cos, sin], [-sin, cos]] of angle k * omega_i for each (sin, cos) pair of "
+                   "columns.")
 
 
 def check_shift_matrix(fn):
-    """Check fn(k, d_model) -> M_k (d_model, d_model) with sinusoidal_table[p + k] = M_k @ sinusoidal_table[p]."""
+    """Check fn(k, d_model) -> M_k (d_model, d_model) with sinusoidal_table[p + k] = M_k @
+    sinusoidal_table[p]."""
     return check("shift by k as a matrix", fn, _shift_cases,
                  "moving k positions is a rotation that does not depend on the position p.")

@@ -103,6 +103,7 @@ def _self_attention_cases(fn):
 
 
 def check_self_attention(fn):
-    """Check fn(x, W_q, W_k, W_v) -> softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v) for x of shape (B, T, d_model)."""
+    """Check fn(x, W_q, W_k, W_v) -> softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v) for x of shape (B, T,
+    d_model)."""
     return check("self-attention with learned projections", fn, _self_attention_cases,
                  "queries, keys and values are three projections of the same x.")

@@ -142,7 +142,8 @@ def _clip_cases(fn):
     try:
         out = float(np.asarray(out).item())
     except (TypeError, ValueError):
-        raise Hint(f"return the global norm before clipping as one number, got {type(out).__name__}") from None
+        raise Hint(f"return the global norm before clipping as one number, got "
+                   f"{type(out).__name__}") from None
     if math.isclose(out, max_norm, rel_tol=1e-6) and not math.isclose(total, max_norm, rel_tol=1e-6):
         raise Hint(f"you returned the norm after clipping ({out:.4g}): return the norm measured before "
                    f"clipping ({total:.4g}), which shows how large the gradient really was.")
@@ -167,5 +168,6 @@ def _clip_cases(fn):
 
 
 def check_clip_grad_norm(fn):
-    """Check fn(grads, max_norm): scale the list of arrays in place to global norm <= max_norm, return the norm before."""
+    """Check fn(grads, max_norm): scale the list of arrays in place to global norm <= max_norm, return the
+    norm before."""
     return check("clip_grad_norm", fn, _clip_cases)
