@@ -245,7 +245,8 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
     """
     bos_id, eos_id, max_len = _check_args(model, bos_id, eos_id, max_len)
     k = check_int(beam_size, "beam_size", 1, " (1 is greedy search)")
-    if isinstance(length_penalty, (bool, np.bool_)) or not isinstance(length_penalty, (int, float, np.number)):
+    if isinstance(length_penalty, (bool, np.bool_)) or not isinstance(length_penalty, (int, float,
+                                                                                      np.number)):
         raise TypeError(f"length_penalty must be a number alpha >= 0, got {length_penalty!r}")
     alpha = float(length_penalty)
     if not alpha >= 0:

@@ -124,7 +124,8 @@ class CrossEntropyLoss:
         self.cache = None                                                 # consumed: one backward per forward
         eps = self.label_smoothing
         V = logp.shape[-1]
-        # the softmax overwrites the cached log-probabilities: saves one (N, V) array, the largest in a language model
+        # the softmax overwrites the cached log-probabilities: saves one (N, V) array, the largest
+        # in a language model
         d = np.exp(logp, out=logp)                                        # (N, V) softmax
         if eps > 0:
             d -= d.dtype.type(eps / V)

@@ -40,7 +40,8 @@ from ._checks import check_int
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "xavier_uniform",
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "split_heads",
+           "merge_heads", "xavier_uniform",
            "DEFAULT_SEED"]
 
 
@@ -409,6 +410,18 @@ class Dropout(Module):
         return dout if self.cache is None else dout * self.cache
 
 
+def split_heads(x, num_heads):
+    """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
+    B, T, d = x.shape
+    return x.reshape(B, T, num_heads, d // num_heads).transpose(0, 2, 1, 3)  # (B, h, T, d_k)
+
+
+def merge_heads(x):
+    """(B, h, T, d_k) -> (B, T, h d_k): the heads side by side, the inverse of split_heads."""
+    B, h, T, d_k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, h * d_k)               # (B, T, d_model)
+
+
 class MultiHeadAttention(Module):
     """Multi-head attention for self-attention (x_kv=None) and cross-attention.
 
@@ -461,13 +474,11 @@ class MultiHeadAttention(Module):
 
     def split_heads(self, x):
         """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
-        B, T, _ = x.shape
-        return x.reshape(B, T, self.h, self.d_k).transpose(0, 2, 1, 3)   # (B, h, T, d_k)
+        return split_heads(x, self.h)                                    # (B, h, T, d_k)
 
     def merge_heads(self, x):
         """(B, h, T, d_k) -> (B, T, d_model): the heads side by side, the inverse of split_heads."""
-        B, _, T, _ = x.shape
-        return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)       # (B, T, d_model)
+        return merge_heads(x)                                            # (B, T, d_model)
 
     def project_qkv(self, x):
         """Queries, keys and values of one input (self-attention) in one matmul:

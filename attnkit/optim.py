@@ -48,7 +48,8 @@ def _as_pairs(params):
 def _check_positive_step(step):
     """Steps count from 1: return step as an int (or an int array), raising on 0, negatives and fractions."""
     s = np.asarray(step)
-    if not (np.issubdtype(s.dtype, np.integer) or (np.issubdtype(s.dtype, np.floating) and np.all(s == np.round(s)))):
+    whole = np.issubdtype(s.dtype, np.floating) and np.all(s == np.round(s))
+    if not (np.issubdtype(s.dtype, np.integer) or whole):
         raise TypeError(f"a schedule takes whole step numbers, got {step!r}")
     if np.any(s < 1):
         raise ValueError(f"steps are counted from 1 (the first optimizer step is step 1), got {step!r}")
@@ -92,7 +93,8 @@ class Optimizer:
 
     def __repr__(self):
         hp = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
-        return f"{type(self).__name__}({hp}, {len(self.params)} parameter arrays, step_count={self.step_count})"
+        return (f"{type(self).__name__}({hp}, {len(self.params)} parameter arrays, "
+                f"step_count={self.step_count})")
 
     def state_dict(self):
         """A flat {name: array or number} dict, ready for np.savez: the optimizer type, step count,
@@ -334,7 +336,8 @@ class CosineSchedule:
         """step <= warmup: peak_lr * step / warmup;
         after: min_lr + (peak_lr - min_lr) * (1 + cos(pi * progress)) / 2,
         progress = (step - warmup) / (total_steps - warmup), clipped to [0, 1]
-        ("SGDR: Stochastic Gradient Descent with Warm Restarts", Loshchilov and Hutter 2017, without restarts)."""
+        ("SGDR: Stochastic Gradient Descent with Warm Restarts", Loshchilov and Hutter 2017,
+        without restarts)."""
         s = _check_positive_step(step)
         warm = self.peak_lr * s / max(self.warmup, 1)
         progress = np.clip((s - self.warmup) / (self.total_steps - self.warmup), 0.0, 1.0)

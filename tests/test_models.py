@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from attnkit.functional import causal_mask, padding_mask
-from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.gradcheck import assert_gradient_close, numerical_gradient, perturb, rel_error
 from attnkit.models import (AttentionPooling, ClassifierConfig, Decoder, DecoderLayer, Encoder, EncoderLayer,
                             MeanPooling, Transformer, TransformerClassifier, TransformerConfig)
 from attnkit.nn import Dropout, MultiHeadAttention
@@ -14,20 +14,7 @@ D, H, FF = 8, 2, 12          # tiny sizes keep the finite differences fast
 F64 = np.float64
 
 
-def perturb(model, seed=1, scale=0.1):
-    """Move every parameter off its initial value (LayerNorm's gamma = 1, biases = 0) so that
-    a backward which forgets a term cannot pass by accident."""
-    rng = np.random.default_rng(seed)
-    for _, p, _ in model.named_parameters():
-        p += scale * rng.standard_normal(p.shape)
-
-
-def assert_grad_close(numeric, analytic, name):
-    # relative error for ordinary gradients; an absolute one for gradients that are zero in
-    # theory (the key bias of attention cancels in the softmax), where the relative error is noise
-    err = rel_error(numeric, analytic)
-    abs_err = np.abs(numeric - analytic).max()
-    assert err < 1e-6 or abs_err < 1e-8, f"{name}: rel error {err:.2e}, max abs error {abs_err:.2e}"
+assert_grad_close = assert_gradient_close
 
 
 def check_params(model, loss):
