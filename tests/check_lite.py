@@ -39,7 +39,7 @@ from check_html import find_chromium, install_chromium  # noqa: E402  (tests/ is
 
 DEFAULT_CHAPTERS = ["01_attention_as_soft_lookup", "12_transformer_architecture"]
 KERNEL_TIMEOUT = 240   # s for the kernel to be ready (17-29 s measured on a quiet machine)
-RUN_TIMEOUT = 900      # s for one chapter's Run All
+RUN_TIMEOUT = 900      # s for one chapter's Run All (--timeout)
 NETNS_MARK = "ATTNKIT_LITE_NETNS"
 
 
@@ -152,7 +152,8 @@ CELL_STATE = """() => [...document.querySelectorAll('.jp-Notebook .jp-CodeCell')
 }))"""
 
 
-def run_chapter(browser, base, name, shots: Path, outside: list, fails: list):
+def run_chapter(browser, base, name, shots: Path, outside: list, fails: list,
+                timeout: float):
     nb_path = ROOT / "notebooks" / f"{name}.ipynb"
     n_code, n_images, texts = expected(nb_path)
     ctx = browser.new_context(viewport={"width": 1280, "height": 1000})
@@ -177,7 +178,7 @@ def run_chapter(browser, base, name, shots: Path, outside: list, fails: list):
     page.click('.lm-Menu-item[data-command="runmenu:run-all"]')
     t1 = time.perf_counter()
     cells = []
-    while time.perf_counter() - t1 < RUN_TIMEOUT:
+    while time.perf_counter() - t1 < timeout:
         time.sleep(2)
         cells = page.evaluate(CELL_STATE)
         busy = any("*" in c["prompt"] for c in cells)
@@ -205,7 +206,7 @@ def run_chapter(browser, base, name, shots: Path, outside: list, fails: list):
     if errors:
         problems.append(f"code cell {errors[0]} raised: {cells[errors[0]]['text'][-600:]}")
     elif unrun:
-        problems.append(f"{len(unrun)} code cells did not run within {RUN_TIMEOUT} s "
+        problems.append(f"{len(unrun)} code cells did not run within {timeout:.0f} s "
                         f"(first: cell {unrun[0]})")
     drawn = sum(c["images"] for c in cells)
     if drawn < max(1, n_images):
@@ -232,6 +233,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("chapters", nargs="*", default=DEFAULT_CHAPTERS)
     ap.add_argument("--build", default=str(ROOT / "_build" / "html"))
+    ap.add_argument("--timeout", type=float, default=RUN_TIMEOUT,
+                    help=f"seconds for one chapter's Run All (default {RUN_TIMEOUT})")
     ap.add_argument("--screenshots", default=str(ROOT / "screenshots" / "lite"))
     args = ap.parse_args()
     build = Path(args.build).resolve()
@@ -260,7 +263,7 @@ def main():
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         for name in args.chapters:
             try:
-                run_chapter(browser, base, name, shots, outside, fails)
+                run_chapter(browser, base, name, shots, outside, fails, args.timeout)
             except Exception as exc:  # a timeout: report it, go on with the next chapter
                 fails.append(f"{name}: {type(exc).__name__}: {str(exc)[:400]}")
         browser.close()
