@@ -14,6 +14,8 @@ import os
 
 import numpy as np
 
+from ._checks import is_int
+
 __all__ = ["SHIFT_VARIABLE", "seed_shift", "shifted", "make_rng"]
 
 SHIFT_VARIABLE = "ATTNKIT_SEED_SHIFT"
@@ -32,7 +34,7 @@ def seed_shift():
 
 def shifted(seed):
     """``seed`` plus the robustness shift, for APIs that take an integer (scikit-learn's random_state)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+    if not is_int(seed):
         raise TypeError(f"a seed is an integer, got {seed!r}")
     return int(seed) + seed_shift()
 

@@ -63,8 +63,8 @@ def shift_matrix(k, d_model):
     c, s = np.cos(k * omega), np.sin(k * omega)
     M = np.zeros((d_model, d_model))
     M[0::2, 0::2] = np.diag(c)
-    M[0::2, 1::2] = np.diag(s)                                           # sin(a+b) = sin a cos b + cos a sin b
-    M[1::2, 0::2] = np.diag(-s)                                          # cos(a+b) = cos a cos b - sin a sin b
+    M[0::2, 1::2] = np.diag(s)  # sin(a+b) = sin a cos b + cos a sin b
+    M[1::2, 0::2] = np.diag(-s)  # cos(a+b) = cos a cos b - sin a sin b
     M[1::2, 1::2] = np.diag(c)
     return M
 
