@@ -190,6 +190,7 @@ def copy_chapters(contents: Path, python: str) -> list[tuple[str, dict]]:
         if why:
             skipped.append((src.name, why))
             continue
+        nb.cells = [cell for cell in nb.cells if not lite_chapters.skipped(cell)]
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None
