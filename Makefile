@@ -141,4 +141,5 @@ lite-site: $(LITE_STAMP)
 # Chapters 1 and 12 run in headless Chromium (Debian's), offline; screenshots in screenshots/lite/.
 lite-test: $(LITE_STAMP)
 	@test -f _build/html/lite/jupyter-lite.json -a -f _build/html/notebooks/01_attention_as_soft_lookup.html || $(MAKE) lite
+	$(BIN)/python -m pytest -q -o addopts= -p no:cacheprovider lite/test_lite_chapters.py
 	$(BIN)/python tests/check_lite.py

@@ -144,8 +144,14 @@ def browser_wheels(dl: Path, pypi: Path, work: Path):
     for sdist in sorted(dl.glob("*.tar.gz")):  # docopt: built here into a py3-none-any wheel
         run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
              "-w", pypi, sdist])
+    # Built from a copy, so that setuptools leaves no build/ folder in the checkout.
+    src = work / "attnkit-src"
+    shutil.copytree(ROOT / "attnkit", src / "attnkit",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy2(ROOT / name, src / name)
     run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
-         "-w", work / "attnkit-wheel", ROOT])
+         "-w", work / "attnkit-wheel", src])
     for whl in (work / "attnkit-wheel").glob("attnkit-*.whl"):
         shutil.copy2(whl, pypi)
     bad = [w.name for w in pypi.glob("*.whl") if not w.name.endswith("-none-any.whl")]
@@ -184,6 +190,7 @@ def copy_chapters(contents: Path, python: str) -> list[tuple[str, dict]]:
         if why:
             skipped.append((src.name, why))
             continue
+        nb.cells = [cell for cell in nb.cells if not lite_chapters.skipped(cell)]
         for cell in nb.cells:
             if cell.cell_type == "code":
                 cell.outputs, cell.execution_count = [], None

