@@ -24,7 +24,8 @@ from .nn import (Dropout, Embedding, FeedForward, LayerNorm, Linear, Module, Mod
 
 __all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
-           "TransformerConfig", "Transformer", "ClassifierConfig", "TransformerClassifier"]
+           "TransformerConfig", "Transformer", "ClassifierConfig", "TransformerClassifier",
+           "GPTConfig", "GPT"]
 
 
 # ----------------------------------------------------------------------------
@@ -588,3 +589,101 @@ class TransformerClassifier(Module):
     def attention_weights(self):
         """List (one per layer) of self-attention weights (B, h, T, T) from the last forward."""
         return self.encoder.attention_weights()
+
+
+# ----------------------------------------------------------------------------
+# decoder-only language model (GPT)
+
+@dataclass
+class GPTConfig:
+    """Sizes and options of the decoder-only language model (defaults: nanoGPT's CPU Shakespeare model)."""
+    vocab_size: int                     # number of token ids (= number of logits)
+    context_length: int = 64            # longest input (size of the learned position table)
+    num_layers: int = 4                 # causal self-attention blocks
+    num_heads: int = 4                  # attention heads; d_model must divide by it
+    d_model: int = 128                  # width of every token vector (the residual stream)
+    d_ff: int = 512                     # hidden width of the feed-forward sublayers (4 d_model)
+    dropout: float = 0.0                # dropout on embeddings, sublayer outputs and attention weights
+    norm_first: bool = True             # True: pre-LN (GPT-2); False: post-LN (the 2017 paper)
+    tie_embeddings: bool = False        # logits from the token embedding table (x @ E^T)
+    activation: str = "gelu"            # feed-forward nonlinearity: "gelu" (GPT-2) or "relu"
+    seed: int = 0                       # seed of the initialization and dropout generator
+    dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.num_heads < 1 or self.d_model % self.num_heads != 0:
+            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads} "
+                             "(each head gets d_model / num_heads dimensions); change one of them")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
+        if not np.issubdtype(np.dtype(self.dtype), np.floating):
+            raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
+
+
+class GPT(Module):
+    """Decoder-only Transformer language model: token + learned position embeddings, causal blocks, LayerNorm, logits.
+
+    ids (B, T) -> logits (B, T, V); the logits at position t are the model's scores for token
+    t + 1 and depend on ids[:, :t+1] only (the causal mask). No encoder, no cross-attention: a
+    decoder block without its middle sublayer is an encoder block with a causal mask, so the
+    blocks are attnkit's Encoder stack (pre-LN by default, with its final LayerNorm).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        c = self.config = config
+        rng = make_rng(c.seed)
+        self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
+        self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
+        self.drop = Dropout(c.dropout, rng=rng)
+        self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.dropout,
+                              c.activation, c.norm_first, rng=rng, dtype=c.dtype)
+        if c.tie_embeddings:
+            self.head = TiedOutputProjection(self.tok_embed)
+        else:
+            self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
+
+    def check_ids(self, ids, offset=0):
+        """ids as a (B, T) integer array of known tokens that fits the context after `offset` positions."""
+        c = self.config
+        ids = _check_ids(ids, c.vocab_size, c.context_length, "ids")
+        if offset + ids.shape[1] > c.context_length:
+            raise ValueError(f"{ids.shape[1]} new positions after {offset} exceed context_length="
+                             f"{c.context_length}: keep only the last {c.context_length} tokens")
+        return ids
+
+    def embed(self, ids, offset=0):
+        """ids (B, T) at positions offset .. offset + T - 1 -> (B, T, d_model), before the blocks."""
+        T = ids.shape[1]
+        x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
+        x = x + self.pos_embed.forward(np.arange(offset, offset + T)[None, :])  # (B, T, d_model)
+        return self.drop.forward(x)                                       # (B, T, d_model)
+
+    def forward(self, ids):
+        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V)."""
+        ids = self.check_ids(ids)
+        T = ids.shape[1]
+        x = self.embed(ids)                                               # (B, T, d_model)
+        x = self.blocks.forward(x, causal_mask(T)[None, None])            # (B, T, d_model)
+        return self.head.forward(x)                                       # (B, T, V)
+
+    def backward(self, dlogits):
+        """dlogits: (B, T, V). Adds every parameter's gradient; returns None (ids have no gradient)."""
+        dx = self.head.backward(dlogits)                                  # (B, T, d_model)
+        dx = self.blocks.backward(dx)                                     # (B, T, d_model)
+        dx = self.drop.backward(dx)                                       # (B, T, d_model)
+        # every sequence of the batch uses the same positions: their gradients add up
+        self.pos_embed.backward(dx.sum(axis=0, keepdims=True))            # (1, T, d_model)
+        self.tok_embed.backward(dx)
+        return None
+
+    def attention_weights(self):
+        """List (one per block) of the causal self-attention weights (B, h, T, T) from the last forward."""
+        return self.blocks.attention_weights()
