@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .functional import causal_mask
+from .functional import causal_mask, softmax, softmax_backward
 from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
                  MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
@@ -363,9 +363,7 @@ class AttentionPooling(Module):
         _keep_weights(keep, h.dtype)                                     # raises on an all-pad row
         scale = h.dtype.type(1.0 / np.sqrt(self.d_model))
         s = (h @ self.params["q"]) * scale                               # (B, T)
-        s = np.where(keep, s, -np.inf)
-        w = np.exp(s - s.max(axis=1, keepdims=True))                     # (B, T), pads exp(-inf) = 0
-        w /= w.sum(axis=1, keepdims=True)
+        w = softmax(np.where(keep, s, -np.inf), axis=1)                  # (B, T), 0 on pads
         self.weights = w
         self.cache = (h, scale)
         return np.einsum("bt,btd->bd", w, h)                             # (B, d_model)
@@ -375,8 +373,7 @@ class AttentionPooling(Module):
         h, scale = self.cache
         w = self.weights                                                 # (B, T)
         dw = np.einsum("bd,btd->bt", dout, h)                            # (B, T)
-        ds = w * (dw - np.sum(w * dw, axis=1, keepdims=True))            # (B, T), softmax backward
-        ds *= scale
+        ds = softmax_backward(dw, w, axis=1) * scale                     # (B, T)
         self.grads["q"] += np.einsum("bt,btd->d", ds, h)                 # (d_model,)
         return w[:, :, None] * dout[:, None, :] + ds[:, :, None] * self.params["q"]  # (B, T, d_model)
 
