@@ -1,4 +1,8 @@
-"""Decoding an encoder-decoder Transformer: greedy search, beam search and the key/value cache.
+"""Decoding an encoder-decoder Transformer: greedy search and beam search.
+
+The searches call the model's own ``decode``, with a cache (``model.make_cache``, a
+models.DecoderCache of one nn.KVCache per attention layer) or on the whole prefix; this module
+holds only the search algorithms.
 
 Shapes: B sentences, k beams per sentence, N rows decoded together (B, or B * k in beam
 search: rows b*k .. b*k + k-1 are the beams of sentence b), S source length, t positions
@@ -30,119 +34,14 @@ from contextlib import contextmanager
 import numpy as np
 
 from .functional import log_softmax
-from .models import Transformer
+from .models import DecoderCache, LayerCache, Transformer  # noqa: F401 (the caches live with the model)
 
 __all__ = ["DecoderCache", "LayerCache", "decoder_step", "greedy_decode", "beam_search", "gnmt_length_penalty",
            "sequence_log_probs", "trim_at_eos"]
 
 
 # ----------------------------------------------------------------------------
-# the key/value cache and one decoder step
-
-class LayerCache:
-    """One decoder layer's keys and values while decoding: its self-attention's, one position per step, and its cross-attention's over the memory."""
-
-    def __init__(self, layer, memory, memory_mask, capacity, keep_cross_weights=False):
-        """layer: a DecoderLayer; memory (N, S, d_model), memory_mask (N, 1, 1, S); capacity: positions to hold.
-
-        The self-attention buffers are allocated once at full capacity and filled one position
-        per step: growing them with np.concatenate would copy the whole cache at every step.
-        keep_cross_weights: also keep each step's cross-attention weights, (N, h, capacity, S).
-        """
-        N, S, _ = memory.shape
-        attn = layer.self_attn
-        self.length = 0                                                   # positions filled
-        self.k = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
-        self.v = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
-        # the memory is the same at every step: its keys and values are projected once
-        self.memory_k, self.memory_v = layer.cross_attn.keys_values(memory)  # (N, h, S, d_k) each
-        self.memory_mask = memory_mask                                    # (N, 1, 1, S)
-        self.cross_weights = (np.zeros((N, attn.h, capacity, S), dtype=memory.dtype)  # (N, h, capacity, S)
-                              if keep_cross_weights else None)
-
-    def append(self, k_new, v_new):
-        """Write the new position's key and value (N, h, 1, d_k); return the keys and values of
-        all positions so far, views of shape (N, h, t + 1, d_k)."""
-        t = self.length
-        self.k[:, :, t] = k_new[:, :, 0]                                  # (N, h, d_k)
-        self.v[:, :, t] = v_new[:, :, 0]                                  # (N, h, d_k)
-        self.length = t + 1
-        return self.k[:, :, :t + 1], self.v[:, :, :t + 1]                 # (N, h, t+1, d_k) each
-
-
-class DecoderCache:
-    """The key/value caches of every decoder layer (LayerCache), filled one position per decoder_step."""
-
-    def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
-        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
-        (rows repeated beam_size times for beam search); capacity: the most positions that will
-        be decoded (at most model.config.max_len). keep_cross_weights: record every step's
-        cross-attention weights for alignment plots (see cross_attention_weights).
-
-        Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
-        source position for cross-attention; layers * N * h * capacity * S more for the
-        cross-attention weights if kept.
-        """
-        if not isinstance(model, Transformer):
-            raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
-        c = model.config
-        memory = np.asarray(memory)
-        if memory.ndim != 3 or memory.shape[2] != c.d_model:
-            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
-                             f"got {memory.shape}")
-        N, S, _ = memory.shape
-        if np.shape(src_mask) != (N, 1, 1, S):
-            raise ValueError(f"src_mask must have shape (N, 1, 1, S) = {(N, 1, 1, S)} to match memory "
-                             f"{memory.shape}, got {np.shape(src_mask)}")
-        if not 1 <= capacity <= c.max_len:
-            raise ValueError(f"capacity must lie in [1, max_len={c.max_len}] (the model's position table), "
-                             f"got {capacity}")
-        if beam_size < 1 or N % beam_size:
-            raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
-        self.capacity, self.beam_size = capacity, beam_size
-        self.src_mask = src_mask                                          # (N, 1, 1, S)
-        self.keep_cross_weights = keep_cross_weights
-        self.layers = [LayerCache(layer, memory, src_mask, capacity, keep_cross_weights)
-                       for layer in model.decoder.layers]
-
-    @property
-    def num_rows(self):
-        return self.src_mask.shape[0]
-
-    @property
-    def length(self):
-        """Positions decoded so far (t)."""
-        return self.layers[0].length
-
-    def cross_attention_weights(self):
-        """List (one per layer) of the cross-attention weights (N, h, t, S) of the t positions
-        decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
-        gives for a whole sequence. Needs keep_cross_weights=True."""
-        if not self.keep_cross_weights:
-            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
-        return [c.cross_weights[:, :, :c.length] for c in self.layers]
-
-    def reorder(self, index):
-        """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
-
-        Only the self-attention keys and values (and the recorded cross-attention weights) move;
-        the memory's are the same for every beam of a sentence, so index must send each row to a
-        row of the same sentence (beam search's parents always are). Cost: a copy of the filled
-        part, O(N t d_model) per layer.
-        """
-        index = np.asarray(index)
-        N, k = self.num_rows, self.beam_size
-        if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
-        if np.any(index // k != np.arange(N) // k):
-            raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
-                             "(the cross-attention keys and values are not reordered)")
-        t = self.length
-        for c in self.layers:
-            for buf in (c.k, c.v, c.cross_weights):
-                if buf is not None:
-                    buf[:, :, :t] = buf[index, :, :t]                     # (N, h, t, d_k or S), gathered rows
-
+# one decoder step: the model's own decode with its cache
 
 def decoder_step(model, cache, new_token_ids):
     """Run the decoder on one new position per row and return that position's logits.
@@ -163,17 +62,7 @@ def decoder_step(model, cache, new_token_ids):
     if ids.shape != (cache.num_rows,) or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"new_token_ids must hold one integer id per cache row, shape ({cache.num_rows},); "
                          f"got shape {ids.shape}, dtype {ids.dtype}")
-    t = cache.length
-    if t >= cache.capacity:
-        raise ValueError(f"the cache is full ({cache.capacity} positions); build it with a larger capacity")
-    x = model.tgt_embed.forward(ids[:, None], offset=t)                  # (N, 1, d_model), position t
-    for layer, layer_cache in zip(model.decoder.layers, cache.layers):
-        x = layer.forward(x, None, kv_cache=layer_cache)                 # (N, 1, d_model)
-        if cache.keep_cross_weights:
-            layer_cache.cross_weights[:, :, t] = layer.cross_attn.attn_weights[:, :, 0]  # (N, h, S)
-    if model.decoder.norm is not None:
-        x = model.decoder.norm.forward(x)                                # (N, 1, d_model)
-    return model.out_proj.forward(x[:, 0])                               # (N, V)
+    return model.decode(ids[:, None], cache.memory, cache.src_mask, cache=cache)[:, 0]   # (N, V)
 
 
 # ----------------------------------------------------------------------------

@@ -6,7 +6,9 @@ h heads, V vocabulary size, C number of classes. Masks are boolean, True = may a
 Every model follows the layer convention of attnkit.nn: ``forward`` keeps a cache, ``backward``
 reads the forward in reverse (one call per layer) and *adds* into the parameter gradients.
 
-  EncoderLayer / DecoderLayer   one block, post-LN (the paper) or pre-LN (``norm_first=True``)
+  BlockConfig                   sizes and options of one block (d_model, heads, d_ff, dropout, ...)
+  Residual                      a sublayer with dropout, residual connection and LayerNorm (pre or post)
+  EncoderLayer / DecoderLayer   two / three Residual blocks, post-LN (the paper) or pre-LN
   Encoder / Decoder             stacks of blocks (a final LayerNorm when pre-LN)
   TokenEmbedding                ids -> embedding * sqrt(d_model) + sinusoidal positions -> dropout
   Transformer                   the encoder-decoder of "Attention Is All You Need"
@@ -17,211 +19,241 @@ from typing import Any, Optional
 
 import numpy as np
 
-from .functional import causal_mask
+from .functional import causal_mask, softmax, softmax_backward
 from .seeding import make_rng
-from .nn import (Dropout, Embedding, FeedForward, LayerNorm, Linear, Module, ModuleList,
+from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
                  MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
 
-__all__ = ["EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
+__all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
-           "TransformerConfig", "Transformer", "ClassifierConfig", "TransformerClassifier",
-           "GPTConfig", "GPT"]
+           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache", "ClassifierConfig", "TransformerClassifier",
+           "GPTConfig", "GPT", "GPTCache"]
 
 
 # ----------------------------------------------------------------------------
 # blocks
 
-class EncoderLayer(Module):
-    """Self-attention then feed-forward, each with residual dropout, a residual connection and a LayerNorm.
+@dataclass
+class BlockConfig:
+    """Sizes and options of one Transformer block, shared by the layers and the stacks."""
+    d_model: int                        # width of every token vector
+    num_heads: int                      # attention heads; d_model must divide by it
+    d_ff: int                           # hidden width of the feed-forward sublayer
+    dropout: float = 0.1                # dropout on every sublayer output (residual dropout)
+    attn_dropout: float = 0.0           # dropout on the attention weights
+    activation: str = "relu"            # feed-forward nonlinearity: "relu" or "gelu"
+    norm_first: bool = False            # False: post-LN as in the paper; True: pre-LN
+    dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+
+    def __post_init__(self):
+        _check_block(self)
+
+
+def block_config(*args, **kwargs):
+    """A BlockConfig given as such, or built from its fields (the loose form the chapters use:
+    ``EncoderLayer(d_model, num_heads, d_ff, dropout=0.1)``)."""
+    if args and isinstance(args[0], BlockConfig):
+        if len(args) > 1 or kwargs:
+            raise TypeError("pass either a BlockConfig or its fields (d_model, num_heads, d_ff, ...), not both")
+        return args[0]
+    return BlockConfig(*args, **kwargs)
+
+
+class Residual(Module):
+    """A sublayer with residual dropout, a residual connection and a LayerNorm, before or after.
 
     Post-LN (norm_first=False, the paper):  x = LN(x + Dropout(Sublayer(x)))
     Pre-LN  (norm_first=True):              x = x + Dropout(Sublayer(LN(x)))
     Pre-LN keeps an un-normalized residual path from input to output, which trains deep stacks
-    without a learning-rate warm-up; post-LN needs the warm-up.
+    without a learning-rate warm-up; post-LN needs the warm-up. The norm only sees the first
+    input: cross-attention's memory reaches the sublayer as it is.
+
+    The block routes calls through modules its layer owns (the layer lists them first, so
+    checkpoint names stay ``self_attn.W_q``, ``norm1.gamma``, ...).
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attn_dropout=0.0, activation="relu",
-                 norm_first=False, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, sublayer, norm, dropout, norm_first):
         super().__init__()
-        rng = _rng(rng, seed)
+        self.sublayer, self.norm, self.drop = sublayer, norm, dropout
         self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=attn_dropout, rng=rng, dtype=dtype)
-        self.ff = FeedForward(d_model, d_ff, activation, rng=rng, dtype=dtype)
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
-        self.drop1 = Dropout(dropout, rng=rng)
-        self.drop2 = Dropout(dropout, rng=rng)
 
-    def forward(self, x, mask=None):
-        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model)."""
+    def forward(self, x, *args, **kwargs):
+        """x: (B, T, d_model); args, kwargs go to the sublayer after x (memory, mask, cache)."""
         if self.norm_first:
-            x = x + self.drop1.forward(self.self_attn.forward(self.norm1.forward(x), mask=mask))  # (B, T, d_model)
-            x = x + self.drop2.forward(self.ff.forward(self.norm2.forward(x)))                    # (B, T, d_model)
-        else:
-            x = self.norm1.forward(x + self.drop1.forward(self.self_attn.forward(x, mask=mask)))  # (B, T, d_model)
-            x = self.norm2.forward(x + self.drop2.forward(self.ff.forward(x)))                    # (B, T, d_model)
-        return x
+            y = self.sublayer.forward(self.norm.forward(x), *args, **kwargs)    # (B, T, d_model)
+            return x + self.drop.forward(y)                                    # (B, T, d_model)
+        y = self.sublayer.forward(x, *args, **kwargs)                          # (B, T, d_model)
+        return self.norm.forward(x + self.drop.forward(y))                     # (B, T, d_model)
 
     def backward(self, dout):
-        """dout: (B, T, d_model) -> dx (B, T, d_model). The residual adds the identity's gradient."""
+        """dout: (B, T, d_model) -> dx (B, T, d_model), or (dx, *extra) when the sublayer's
+        backward returns more gradients (cross-attention: (dx, dmemory))."""
         if self.norm_first:
-            dx = dout + self.norm2.backward(self.ff.backward(self.drop2.backward(dout)))          # (B, T, d_model)
-            dx = dx + self.norm1.backward(self.self_attn.backward(self.drop1.backward(dx)))       # (B, T, d_model)
+            dsub, extra = _first(self.sublayer.backward(self.drop.backward(dout)))
+            dx = dout + self.norm.backward(dsub)                               # (B, T, d_model)
         else:
-            dres = self.norm2.backward(dout)                                                      # (B, T, d_model)
-            dx = dres + self.ff.backward(self.drop2.backward(dres))                               # (B, T, d_model)
-            dres = self.norm1.backward(dx)                                                        # (B, T, d_model)
-            dx = dres + self.self_attn.backward(self.drop1.backward(dres))                        # (B, T, d_model)
-        return dx
+            dres = self.norm.backward(dout)                                    # (B, T, d_model)
+            dsub, extra = _first(self.sublayer.backward(self.drop.backward(dres)))
+            dx = dres + dsub                                                   # (B, T, d_model)
+        return (dx, *extra) if extra else dx
+
+
+def _first(grads):
+    """A backward's result -> (gradient of the first input, tuple of the others)."""
+    if isinstance(grads, tuple):
+        return grads[0], grads[1:]
+    return grads, ()
+
+
+class EncoderLayer(Module):
+    """Self-attention then feed-forward, each a Residual block (post-LN or pre-LN).
+
+    Built from a BlockConfig, or from its fields: ``EncoderLayer(d_model, num_heads, d_ff, ...)``.
+    """
+
+    def __init__(self, *config, rng=None, seed=None, **fields):
+        super().__init__()
+        c = self.config = block_config(*config, **fields)
+        rng = _rng(rng, seed)
+        self.norm_first = c.norm_first
+        self.self_attn = _attention(c, rng)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
+        self.norm1, self.norm2 = _norms(c, 2)
+        self.drop1, self.drop2 = _dropouts(c, rng, 2)
+        self.attn_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
+        self.ff_block = Residual(self.ff, self.norm2, self.drop2, c.norm_first)
+
+    def forward(self, x, mask=None, cache=None):
+        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
+
+        cache: None in training; a KVCache when a causal stack (a decoder-only model) generates
+        step by step: x are then the next T positions and mask their (T, t + T) causal part."""
+        x = self.attn_block.forward(x, mask=mask, cache=cache)           # (B, T, d_model)
+        return self.ff_block.forward(x)                                  # (B, T, d_model)
+
+    def backward(self, dout):
+        """dout: (B, T, d_model) -> dx (B, T, d_model)."""
+        dx = self.ff_block.backward(dout)                                # (B, T, d_model)
+        return self.attn_block.backward(dx)                              # (B, T, d_model)
 
 
 class DecoderLayer(Module):
-    """Masked self-attention, cross-attention over the encoder output (memory), feed-forward.
+    """Masked self-attention, cross-attention over the encoder output (memory), feed-forward:
+    three Residual blocks.
 
-    Each of the three sublayers has residual dropout, a residual connection and a LayerNorm,
-    after the sum (post-LN) or before the sublayer (pre-LN), as in EncoderLayer. Only the
-    queries of the cross-attention come from the decoder: its keys and values are projections of
-    the memory, the same at every decoding step (what a key/value cache computes once).
+    Only the queries of the cross-attention come from the decoder: its keys and values are
+    projections of the memory, the same at every decoding step (what a key/value cache
+    computes once). Built from a BlockConfig or from its fields, as EncoderLayer.
     """
 
-    def __init__(self, d_model, num_heads, d_ff, dropout=0.1, attn_dropout=0.0, activation="relu",
-                 norm_first=False, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, *config, rng=None, seed=None, **fields):
         super().__init__()
+        c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
-        self.norm_first = norm_first
-        self.self_attn = MultiHeadAttention(d_model, num_heads, dropout=attn_dropout, rng=rng, dtype=dtype)
-        self.cross_attn = MultiHeadAttention(d_model, num_heads, dropout=attn_dropout, rng=rng, dtype=dtype)
-        self.ff = FeedForward(d_model, d_ff, activation, rng=rng, dtype=dtype)
-        self.norm1 = LayerNorm(d_model, dtype=dtype)
-        self.norm2 = LayerNorm(d_model, dtype=dtype)
-        self.norm3 = LayerNorm(d_model, dtype=dtype)
-        self.drop1 = Dropout(dropout, rng=rng)
-        self.drop2 = Dropout(dropout, rng=rng)
-        self.drop3 = Dropout(dropout, rng=rng)
+        self.norm_first = c.norm_first
+        self.self_attn = _attention(c, rng)
+        self.cross_attn = _attention(c, rng)
+        self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
+        self.norm1, self.norm2, self.norm3 = _norms(c, 3)
+        self.drop1, self.drop2, self.drop3 = _dropouts(c, rng, 3)
+        self.self_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
+        self.cross_block = Residual(self.cross_attn, self.norm2, self.drop2, c.norm_first)
+        self.ff_block = Residual(self.ff, self.norm3, self.drop3, c.norm_first)
 
-    def forward(self, x, memory, self_mask=None, memory_mask=None, kv_cache=None):
+    def forward(self, x, memory, self_mask=None, memory_mask=None, cache=None):
         """x: (B, T, d_model); memory: (B, S, d_model); self_mask broadcastable to (B, h, T, T)
         (causal and target padding); memory_mask broadcastable to (B, h, T, S) (source padding).
         Returns (B, T, d_model).
 
-        kv_cache: None in training. In incremental decoding, this layer's key/value cache (an
-        attnkit.decoding.LayerCache), and x (N, 1, d_model) is the one new position: the self-attention
-        appends its key and value to the cache and reads all cached ones, the cross-attention reads
-        the memory's cached keys and values (memory and the masks are then not used). Inference
-        only: there is no backward through a cached step.
+        cache: None in training; while decoding, this layer's LayerCache: the self-attention
+        appends the new positions' keys and values, the cross-attention projects the memory
+        once. Inference only: there is no backward through a cached step.
         """
-        if self.norm_first:
-            x = x + self.drop1.forward(
-                self._self_attention(self.norm1.forward(x), self_mask, kv_cache))                       # (B, T, d_model)
-            x = x + self.drop2.forward(
-                self._cross_attention(self.norm2.forward(x), memory, memory_mask, kv_cache))            # (B, T, d_model)
-            x = x + self.drop3.forward(self.ff.forward(self.norm3.forward(x)))                         # (B, T, d_model)
-        else:
-            x = self.norm1.forward(
-                x + self.drop1.forward(self._self_attention(x, self_mask, kv_cache)))                   # (B, T, d_model)
-            x = self.norm2.forward(
-                x + self.drop2.forward(self._cross_attention(x, memory, memory_mask, kv_cache)))        # (B, T, d_model)
-            x = self.norm3.forward(x + self.drop3.forward(self.ff.forward(x)))                         # (B, T, d_model)
-        return x
-
-    def _self_attention(self, x, mask, kv_cache):
-        if kv_cache is None:
-            return self.self_attn.forward(x, mask=mask)                     # (B, T, d_model)
-        if x.shape[1] != 1:
-            raise ValueError(f"a cached decoder step takes one new position, x of shape (N, 1, d_model); "
-                             f"got {x.shape}")
-        k, v = kv_cache.append(*self.self_attn.keys_values(x))             # (N, h, t+1, d_k) each
-        # no mask: the cache holds only the past and the present, what the causal mask would allow
-        return self.self_attn.attend_cached(x, k, v)                       # (N, 1, d_model)
-
-    def _cross_attention(self, x, memory, mask, kv_cache):
-        if kv_cache is None:
-            return self.cross_attn.forward(x, memory, mask=mask)            # (B, T, d_model)
-        return self.cross_attn.attend_cached(x, kv_cache.memory_k, kv_cache.memory_v,
-                                             mask=kv_cache.memory_mask)  # (N, 1, d_model)
+        self_cache = cross_cache = None
+        if cache is not None:
+            self_cache, cross_cache = cache.self_attn, cache.cross_attn
+        x = self.self_block.forward(x, mask=self_mask, cache=self_cache)             # (B, T, d_model)
+        x = self.cross_block.forward(x, memory, mask=memory_mask, cache=cross_cache)  # (B, T, d_model)
+        return self.ff_block.forward(x)                                              # (B, T, d_model)
 
     def backward(self, dout):
         """dout: (B, T, d_model) -> (dx (B, T, d_model), dmemory (B, S, d_model))."""
-        if self.norm_first:
-            dx = dout + self.norm3.backward(self.ff.backward(self.drop3.backward(dout)))               # (B, T, d_model)
-            dq, dmemory = self.cross_attn.backward(self.drop2.backward(dx))                            # (B, T, d), (B, S, d)
-            dx = dx + self.norm2.backward(dq)                                                          # (B, T, d_model)
-            dx = dx + self.norm1.backward(self.self_attn.backward(self.drop1.backward(dx)))            # (B, T, d_model)
-        else:
-            dres = self.norm3.backward(dout)                                                           # (B, T, d_model)
-            dx = dres + self.ff.backward(self.drop3.backward(dres))                                    # (B, T, d_model)
-            dres = self.norm2.backward(dx)                                                             # (B, T, d_model)
-            dq, dmemory = self.cross_attn.backward(self.drop2.backward(dres))                          # (B, T, d), (B, S, d)
-            dx = dres + dq                                                                             # (B, T, d_model)
-            dres = self.norm1.backward(dx)                                                             # (B, T, d_model)
-            dx = dres + self.self_attn.backward(self.drop1.backward(dres))                             # (B, T, d_model)
-        return dx, dmemory
+        dx = self.ff_block.backward(dout)                                # (B, T, d_model)
+        dx, dmemory = self.cross_block.backward(dx)                      # (B, T, d), (B, S, d)
+        return self.self_block.backward(dx), dmemory
 
 
-class Encoder(Module):
-    """A stack of EncoderLayers, with a final LayerNorm when pre-LN (the residual stream is never normalized otherwise)."""
+def _attention(c, rng):
+    return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype)
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attn_dropout=0.0,
-                 activation="relu", norm_first=False, rng=None, seed=None, dtype=np.float32):
+
+def _norms(c, n):
+    return [LayerNorm(c.d_model, dtype=c.dtype) for _ in range(n)]
+
+
+def _dropouts(c, rng, n):
+    return [Dropout(c.dropout, rng=rng) for _ in range(n)]
+
+
+class _Stack(Module):
+    """num_layers blocks of one kind, with a final LayerNorm when pre-LN (the residual stream
+    is never normalized otherwise). Built from (num_layers, BlockConfig) or (num_layers, fields)."""
+
+    layer_class = None
+
+    def __init__(self, num_layers, *config, rng=None, seed=None, **fields):
         super().__init__()
+        c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
-        self.layers = ModuleList([
-            EncoderLayer(d_model, num_heads, d_ff, dropout, attn_dropout, activation, norm_first, rng=rng, dtype=dtype)
-            for _ in range(num_layers)])
-        self.norm = LayerNorm(d_model, dtype=dtype) if norm_first else None
+        self.layers = ModuleList([self.layer_class(c, rng=rng) for _ in range(num_layers)])
+        self.norm = LayerNorm(c.d_model, dtype=c.dtype) if c.norm_first else None
 
-    def forward(self, x, mask=None):
-        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model)."""
-        for layer in self.layers:
-            x = layer.forward(x, mask)                                   # (B, T, d_model)
-        if self.norm is not None:
-            x = self.norm.forward(x)                                     # (B, T, d_model)
-        return x
+    def _final_norm(self, x):
+        return x if self.norm is None else self.norm.forward(x)          # (B, T, d_model)
 
     def backward(self, dout):
-        """dout: (B, T, d_model) -> dx (B, T, d_model)."""
+        """dout: (B, T, d_model) -> dx (B, T, d_model), and for a Decoder dmemory (B, S, d_model),
+        the sum over layers (every layer reads the memory)."""
         if self.norm is not None:
             dout = self.norm.backward(dout)                              # (B, T, d_model)
+        dmemory = None
         for layer in reversed(self.layers.items):
-            dout = layer.backward(dout)                                  # (B, T, d_model)
-        return dout
+            dout, extra = _first(layer.backward(dout))                   # (B, T, d_model)
+            if extra:
+                dmemory = extra[0] if dmemory is None else dmemory + extra[0]  # (B, S, d_model)
+        return dout if dmemory is None else (dout, dmemory)
+
+
+class Encoder(_Stack):
+    """A stack of EncoderLayers, with a final LayerNorm when pre-LN."""
+
+    layer_class = EncoderLayer
+
+    def forward(self, x, mask=None, cache=None):
+        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
+        cache: None, or one KVCache per layer (a decoder-only model generating, see GPT)."""
+        caches = cache if cache is not None else [None] * len(self.layers)
+        for layer, layer_cache in zip(self.layers, caches):
+            x = layer.forward(x, mask, layer_cache)                      # (B, T, d_model)
+        return self._final_norm(x)                                       # (B, T, d_model)
 
     def attention_weights(self):
         """List (one per layer) of self-attention weights (B, h, T, T) from the last forward."""
         return [layer.self_attn.attn_weights for layer in self.layers]
 
 
-class Decoder(Module):
+class Decoder(_Stack):
     """A stack of DecoderLayers reading the same memory, with a final LayerNorm when pre-LN."""
 
-    def __init__(self, num_layers, d_model, num_heads, d_ff, dropout=0.1, attn_dropout=0.0,
-                 activation="relu", norm_first=False, rng=None, seed=None, dtype=np.float32):
-        super().__init__()
-        rng = _rng(rng, seed)
-        self.layers = ModuleList([
-            DecoderLayer(d_model, num_heads, d_ff, dropout, attn_dropout, activation, norm_first, rng=rng, dtype=dtype)
-            for _ in range(num_layers)])
-        self.norm = LayerNorm(d_model, dtype=dtype) if norm_first else None
+    layer_class = DecoderLayer
 
-    def forward(self, x, memory, self_mask=None, memory_mask=None):
-        """x: (B, T, d_model); memory: (B, S, d_model). Returns (B, T, d_model)."""
-        for layer in self.layers:
-            x = layer.forward(x, memory, self_mask, memory_mask)         # (B, T, d_model)
-        if self.norm is not None:
-            x = self.norm.forward(x)                                     # (B, T, d_model)
-        return x
-
-    def backward(self, dout):
-        """dout: (B, T, d_model) -> (dx (B, T, d_model), dmemory (B, S, d_model)).
-
-        Every layer reads the memory, so its gradient is the sum over layers."""
-        if self.norm is not None:
-            dout = self.norm.backward(dout)                              # (B, T, d_model)
-        dmemory = 0
-        for layer in reversed(self.layers.items):
-            dout, dmem = layer.backward(dout)                            # (B, T, d_model), (B, S, d_model)
-            dmemory = dmemory + dmem                                     # (B, S, d_model)
-        return dout, dmemory
+    def forward(self, x, memory, self_mask=None, memory_mask=None, cache=None):
+        """x: (B, T, d_model); memory: (B, S, d_model). Returns (B, T, d_model).
+        cache: a DecoderCache while decoding (one LayerCache per layer)."""
+        caches = cache.layers if cache is not None else [None] * len(self.layers)
+        for layer, layer_cache in zip(self.layers, caches):
+            x = layer.forward(x, memory, self_mask, memory_mask, layer_cache)  # (B, T, d_model)
+        return self._final_norm(x)                                       # (B, T, d_model)
 
     def attention_weights(self):
         """{"self": [(B, h, T, T) per layer], "cross": [(B, h, T, S) per layer]} from the last forward."""
@@ -337,9 +369,7 @@ class AttentionPooling(Module):
         _keep_weights(keep, h.dtype)                                     # raises on an all-pad row
         scale = h.dtype.type(1.0 / np.sqrt(self.d_model))
         s = (h @ self.params["q"]) * scale                               # (B, T)
-        s = np.where(keep, s, -np.inf)
-        w = np.exp(s - s.max(axis=1, keepdims=True))                     # (B, T), pads exp(-inf) = 0
-        w /= w.sum(axis=1, keepdims=True)
+        w = softmax(np.where(keep, s, -np.inf), axis=1)                  # (B, T), 0 on pads
         self.weights = w
         self.cache = (h, scale)
         return np.einsum("bt,btd->bd", w, h)                             # (B, d_model)
@@ -349,8 +379,7 @@ class AttentionPooling(Module):
         h, scale = self.cache
         w = self.weights                                                 # (B, T)
         dw = np.einsum("bd,btd->bt", dout, h)                            # (B, T)
-        ds = w * (dw - np.sum(w * dw, axis=1, keepdims=True))            # (B, T), softmax backward
-        ds *= scale
+        ds = softmax_backward(dw, w, axis=1) * scale                     # (B, T)
         self.grads["q"] += np.einsum("bt,btd->d", ds, h)                 # (d_model,)
         return w[:, :, None] * dout[:, None, :] + ds[:, :, None] * self.params["q"]  # (B, T, d_model)
 
@@ -358,15 +387,13 @@ class AttentionPooling(Module):
 # ----------------------------------------------------------------------------
 # configuration checks shared by the models
 
-def _check_common(cfg):
+def _check_block(cfg):
+    """Checks shared by BlockConfig and the model configs (which hold the same fields)."""
     if cfg.num_heads < 1 or cfg.d_model % cfg.num_heads != 0:
         raise ValueError(f"d_model={cfg.d_model} must be divisible by num_heads={cfg.num_heads} "
                          "(each head gets d_model / num_heads dimensions); change one of them")
-    if cfg.d_model % 2:
-        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos pairs)")
-    for name in ("d_ff", "max_len"):
-        if getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)}")
+    if cfg.d_ff < 1:
+        raise ValueError(f"d_ff must be a positive integer, got {cfg.d_ff}")
     for name in ("dropout", "attn_dropout"):
         if not 0.0 <= getattr(cfg, name) < 1.0:
             raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
@@ -374,6 +401,20 @@ def _check_common(cfg):
         raise ValueError(f"activation must be 'relu' or 'gelu', got {cfg.activation!r}")
     if not np.issubdtype(np.dtype(cfg.dtype), np.floating):
         raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {cfg.dtype}")
+
+
+def _check_common(cfg):
+    _check_block(cfg)
+    if cfg.d_model % 2:
+        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos pairs)")
+    if cfg.max_len < 1:
+        raise ValueError(f"max_len must be a positive integer, got {cfg.max_len}")
+
+
+def _block_of(cfg):
+    """The BlockConfig of a model config (which holds the same fields)."""
+    return BlockConfig(cfg.d_model, cfg.num_heads, cfg.d_ff, cfg.dropout, cfg.attn_dropout,
+                       cfg.activation, cfg.norm_first, cfg.dtype)
 
 
 def _check_ids(ids, vocab_size, max_len, name):
@@ -451,15 +492,12 @@ class Transformer(Module):
             raise TypeError(f"Transformer needs a TransformerConfig, got {type(config).__name__}")
         c = self.config = config
         rng = make_rng(c.seed)
-        block = dict(d_model=c.d_model, num_heads=c.num_heads, d_ff=c.d_ff, dropout=c.dropout,
-                     attn_dropout=c.attn_dropout, activation=c.activation, norm_first=c.norm_first,
-                     rng=rng, dtype=c.dtype)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, c.max_len, c.dropout,
                                         c.scale_embeddings, rng=rng, dtype=c.dtype)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, c.max_len, c.dropout,
                                         c.scale_embeddings, rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_encoder_layers, **block)
-        self.decoder = Decoder(c.num_decoder_layers, **block)
+        self.encoder = Encoder(c.num_encoder_layers, _block_of(c), rng=rng)
+        self.decoder = Decoder(c.num_decoder_layers, _block_of(c), rng=rng)
         if c.tie_embeddings:
             self.out_proj = TiedOutputProjection(self.tgt_embed.embed)
         else:
@@ -477,19 +515,38 @@ class Transformer(Module):
         memory = self.encoder.forward(x, src_mask)                           # (B, S, d_model)
         return memory, src_mask
 
-    def decode(self, tgt_ids, memory, src_mask, tgt_lengths=None):
+    def decode(self, tgt_ids, memory, src_mask, tgt_lengths=None, cache=None):
         """tgt_ids: (B, T) decoder inputs (starting with BOS); memory, src_mask from encode.
-        Returns logits (B, T, V_tgt); position t depends on tgt_ids[:, :t+1] only."""
+        Returns logits (B, T, V_tgt); position t depends on tgt_ids[:, :t+1] only.
+
+        cache: a DecoderCache (see make_cache) to decode step by step: tgt_ids are then the
+        next T positions, from cache.length on (the position offset), and every earlier one is
+        read from the cache, which grows by T. Logits equal (up to rounding) those of the
+        whole prefix decoded at once. Target padding (tgt_lengths) needs the whole prefix."""
         c = self.config
         tgt_ids = _check_ids(tgt_ids, c.tgt_vocab_size, c.max_len, "tgt_ids")
         if memory.shape[0] != tgt_ids.shape[0]:
             raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch size")
         T = tgt_ids.shape[1]
-        keep = _keep(tgt_ids, c.pad_id, tgt_lengths)                         # (B, T)
-        tgt_mask = causal_mask(T)[None, None] & keep[:, None, None, :]       # (B, 1, T, T)
-        y = self.tgt_embed.forward(tgt_ids)                                  # (B, T, d_model)
-        y = self.decoder.forward(y, memory, tgt_mask, src_mask)              # (B, T, d_model)
+        if cache is None:
+            offset = 0
+            keep = _keep(tgt_ids, c.pad_id, tgt_lengths)                     # (B, T)
+            tgt_mask = causal_mask(T)[None, None] & keep[:, None, None, :]   # (B, 1, T, T)
+        else:
+            offset = cache.length
+            if tgt_lengths is not None:
+                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix instead")
+            if offset + T > cache.capacity:
+                raise ValueError(f"the cache is full ({cache.capacity} positions, {offset} used); "
+                                 "build it with a larger capacity")
+            tgt_mask = _offset_causal_mask(offset, T)                        # (T, offset + T) or None
+        y = self.tgt_embed.forward(tgt_ids, offset)                          # (B, T, d_model)
+        y = self.decoder.forward(y, memory, tgt_mask, src_mask, cache)       # (B, T, d_model)
         return self.out_proj.forward(y)                                      # (B, T, V_tgt)
+
+    def make_cache(self, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
+        """An empty DecoderCache for decode(..., cache=...); see DecoderCache."""
+        return DecoderCache(self, memory, src_mask, capacity, beam_size, keep_cross_weights)
 
     def forward(self, src_ids, tgt_in_ids, src_lengths=None, tgt_lengths=None):
         """src_ids: (B, S); tgt_in_ids: (B, T) (target shifted right, BOS first) -> logits (B, T, V_tgt)."""
@@ -511,6 +568,95 @@ class Transformer(Module):
         dec = self.decoder.attention_weights()
         return {"encoder": self.encoder.attention_weights(),
                 "decoder_self": dec["self"], "decoder_cross": dec["cross"]}
+
+
+def _offset_causal_mask(offset, T):
+    """(T, offset + T) bool: new position offset + i sees positions 0 .. offset + i; None when T = 1
+    (a single new position may see everything cached)."""
+    if T == 1:
+        return None
+    return np.arange(offset + T)[None, :] <= offset + np.arange(T)[:, None]  # (T, offset + T)
+
+
+class LayerCache:
+    """One decoder layer's caches: its self-attention's keys and values, its cross-attention's memory."""
+
+    def __init__(self, capacity, keep_cross_weights=False):
+        self.self_attn = KVCache(capacity)                               # grows one position per step
+        self.cross_attn = KVCache(capacity, keep_weights=keep_cross_weights)  # the memory's, set once
+
+
+class DecoderCache:
+    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...) runs."""
+
+    def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
+        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
+        (rows repeated beam_size times for beam search); capacity: the most positions that will
+        be decoded (at most model.config.max_len). keep_cross_weights: record every step's
+        cross-attention weights for alignment plots (see cross_attention_weights).
+
+        Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
+        source position for cross-attention; layers * N * h * capacity * S more for the
+        cross-attention weights if kept.
+        """
+        if not isinstance(model, Transformer):
+            raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
+        c = model.config
+        memory = np.asarray(memory)
+        if memory.ndim != 3 or memory.shape[2] != c.d_model:
+            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
+                             f"got {memory.shape}")
+        N, S, _ = memory.shape
+        if np.shape(src_mask) != (N, 1, 1, S):
+            raise ValueError(f"src_mask must have shape (N, 1, 1, S) = {(N, 1, 1, S)} to match memory "
+                             f"{memory.shape}, got {np.shape(src_mask)}")
+        if not 1 <= capacity <= c.max_len:
+            raise ValueError(f"capacity must lie in [1, max_len={c.max_len}] (the model's position table), "
+                             f"got {capacity}")
+        if beam_size < 1 or N % beam_size:
+            raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
+        self.capacity, self.beam_size = capacity, beam_size
+        self.memory, self.src_mask = memory, src_mask                    # (N, S, d_model), (N, 1, 1, S)
+        self.keep_cross_weights = keep_cross_weights
+        self.layers = [LayerCache(capacity, keep_cross_weights) for _ in model.decoder.layers]
+
+    @property
+    def num_rows(self):
+        return self.src_mask.shape[0]
+
+    @property
+    def length(self):
+        """Positions decoded so far (t), the position offset of the next decode."""
+        return self.layers[0].self_attn.length
+
+    def cross_attention_weights(self):
+        """List (one per layer) of the cross-attention weights (N, h, t, S) of the t positions
+        decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
+        gives for a whole sequence. Needs keep_cross_weights=True."""
+        if not self.keep_cross_weights:
+            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
+        N, S = self.memory.shape[:2]
+        return [c.cross_attn.weights[:, :, :self.length] if c.cross_attn.weights is not None
+                else np.zeros((N, 0, 0, S)) for c in self.layers]
+
+    def reorder(self, index):
+        """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
+
+        Only the self-attention keys and values (and the recorded cross-attention weights) move;
+        the memory's are the same for every beam of a sentence, so index must send each row to a
+        row of the same sentence (beam search's parents always are). Cost: a copy of the filled
+        part, O(N t d_model) per layer.
+        """
+        index = np.asarray(index)
+        N, k = self.num_rows, self.beam_size
+        if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
+            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
+        if np.any(index // k != np.arange(N) // k):
+            raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
+                             "(the cross-attention keys and values are not reordered)")
+        for c in self.layers:
+            c.self_attn.reorder(index)
+            c.cross_attn.reorder(index, keys=False)
 
 
 # ----------------------------------------------------------------------------
@@ -558,8 +704,7 @@ class TransformerClassifier(Module):
         rng = make_rng(c.seed)
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout, c.scale_embeddings,
                                     rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.attn_dropout,
-                               c.activation, c.norm_first, rng=rng, dtype=c.dtype)
+        self.encoder = Encoder(c.num_layers, _block_of(c), rng=rng)
         self.pool = MeanPooling() if c.pooling == "mean" else AttentionPooling(c.d_model, rng=rng, dtype=c.dtype)
         self.head = Linear(c.d_model, c.num_classes, rng=rng, dtype=c.dtype)
 
@@ -650,28 +795,35 @@ class GPT(Module):
         else:
             self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
 
-    def check_ids(self, ids, offset=0):
-        """ids as a (B, T) integer array of known tokens that fits the context after `offset` positions."""
+    def make_cache(self, num_rows):
+        """An empty GPTCache for forward(ids, cache=...): num_rows sequences, up to context_length positions."""
+        return GPTCache(self, num_rows)
+
+    def forward(self, ids, cache=None):
+        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V).
+
+        cache: a GPTCache (see make_cache) to generate step by step: ids are then the next T
+        positions, from cache.length on (the position offset), every earlier one is read from
+        the cache, and the cache grows by T. The logits equal (up to rounding) those of the
+        whole prefix at once. Inference only: no backward through a cached call."""
         c = self.config
         ids = _check_ids(ids, c.vocab_size, c.context_length, "ids")
-        if offset + ids.shape[1] > c.context_length:
-            raise ValueError(f"{ids.shape[1]} new positions after {offset} exceed context_length="
-                             f"{c.context_length}: keep only the last {c.context_length} tokens")
-        return ids
-
-    def embed(self, ids, offset=0):
-        """ids (B, T) at positions offset .. offset + T - 1 -> (B, T, d_model), before the blocks."""
-        T = ids.shape[1]
+        B, T = ids.shape
+        offset = 0
+        if cache is None:
+            mask = causal_mask(T)[None, None]                             # (1, 1, T, T)
+        else:
+            if not isinstance(cache, GPTCache) or cache.num_rows != B:
+                raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
+            offset = cache.length
+            if offset + T > c.context_length:
+                raise ValueError(f"{T} new positions after {offset} cached ones exceed context_length="
+                                 f"{c.context_length}: start a new cache on the last tokens")
+            mask = _offset_causal_mask(offset, T)                         # (T, offset + T) or None
         x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
         x = x + self.pos_embed.forward(np.arange(offset, offset + T)[None, :])  # (B, T, d_model)
-        return self.drop.forward(x)                                       # (B, T, d_model)
-
-    def forward(self, ids):
-        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V)."""
-        ids = self.check_ids(ids)
-        T = ids.shape[1]
-        x = self.embed(ids)                                               # (B, T, d_model)
-        x = self.blocks.forward(x, causal_mask(T)[None, None])            # (B, T, d_model)
+        x = self.drop.forward(x)                                          # (B, T, d_model)
+        x = self.blocks.forward(x, mask, None if cache is None else cache.layers)  # (B, T, d_model)
         return self.head.forward(x)                                       # (B, T, V)
 
     def backward(self, dlogits):
@@ -687,3 +839,22 @@ class GPT(Module):
     def attention_weights(self):
         """List (one per block) of the causal self-attention weights (B, h, T, T) from the last forward."""
         return self.blocks.attention_weights()
+
+
+class GPTCache:
+    """The key/value caches of a GPT's blocks (one attnkit.nn.KVCache each), filled as GPT.forward(cache=...) runs."""
+
+    def __init__(self, model, num_rows):
+        """model: a GPT; num_rows: sequences generated together. Memory: 2 * layers * num_rows *
+        context_length * d_model numbers."""
+        if not isinstance(model, GPT):
+            raise TypeError(f"GPTCache needs an attnkit.models.GPT, got {type(model).__name__}")
+        if isinstance(num_rows, bool) or int(num_rows) != num_rows or num_rows < 1:
+            raise ValueError(f"num_rows must be a positive integer, got {num_rows!r}")
+        self.num_rows, self.capacity = int(num_rows), model.config.context_length
+        self.layers = [KVCache(self.capacity) for _ in model.blocks.layers]
+
+    @property
+    def length(self):
+        """Positions cached so far, the position offset of the next forward."""
+        return self.layers[0].length

@@ -30,7 +30,7 @@ from .functional import attention_backward, attention_forward, require_float, sc
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "xavier_uniform"]
 
 
 def _rng(rng=None, seed=None):
@@ -151,13 +151,29 @@ class ModuleList(Module):
 class Linear(Module):
     """Affine map y = x @ W + b on the last axis; W (d_in, d_out) Xavier uniform, b (d_out,) zeros."""
 
-    def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32, weight=None):
+        """weight: an initial W (d_in, d_out) to use instead of drawing one (no random draw)."""
         super().__init__()
-        rng = _rng(rng, seed)
         self.d_in, self.d_out = d_in, d_out
-        self.add_param("W", xavier_uniform(rng, d_in, d_out, dtype))   # (d_in, d_out)
+        if weight is None:
+            weight = xavier_uniform(_rng(rng, seed), d_in, d_out, dtype)
+        elif np.shape(weight) != (d_in, d_out):
+            raise ValueError(f"weight must have shape (d_in, d_out) = {(d_in, d_out)}, got {np.shape(weight)}")
+        self.add_param("W", np.asarray(weight, dtype=dtype))               # (d_in, d_out)
         if bias:
             self.add_param("b", np.zeros(d_out, dtype=dtype))           # (d_out,)
+
+    @classmethod
+    def columns(cls, parent, start, stop):
+        """A Linear computing columns start:stop of parent's output: its W, b and their gradients
+        are views into parent's, so both update the same numbers (fused projections)."""
+        lin = cls.__new__(cls)
+        Module.__init__(lin)
+        lin.d_in, lin.d_out = parent.d_in, stop - start
+        for name in parent.params:
+            cols = (slice(None), slice(start, stop)) if name == "W" else slice(start, stop)
+            lin.params[name], lin.grads[name] = parent.params[name][cols], parent.grads[name][cols]
+        return lin
 
     def forward(self, x):
         """x: (..., d_in) -> (..., d_out)."""
@@ -360,7 +376,8 @@ class MultiHeadAttention(Module):
     Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
-    keys_values) and attend_cached reuses keys and values computed earlier (decoding).
+    keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
+    keeps them in a KVCache (decoding).
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
@@ -371,22 +388,33 @@ class MultiHeadAttention(Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
         rng = _rng(rng, seed)
-        self.d_model, self.h, self.d_k = d_model, num_heads, d_model // num_heads
+        d = self.d_model = d_model
+        self.h, self.d_k = num_heads, d_model // num_heads
         self.dropout, self.bias = dropout, bias
         self.rng = rng
-        for name in ("q", "k", "v", "o"):
-            self.add_param(f"W_{name}", xavier_uniform(rng, d_model, d_model, dtype))  # (d_model, d_model)
-            if bias:
-                self.add_param(f"b_{name}", np.zeros(d_model, dtype=dtype))           # (d_model,)
+        # W_q, W_k, W_v side by side in one (d, 3d) Linear: self-attention projects its one input
+        # with one matmul; cross-attention uses column views of it (q from x_q, k and v from x_kv)
+        w_qkv = np.concatenate([xavier_uniform(rng, d, d, dtype) for _ in "qkv"], axis=1)  # (d, 3d)
+        self.in_proj = Linear(d, 3 * d, bias=bias, dtype=dtype, weight=w_qkv)
+        self.q_proj, self.k_proj, self.v_proj = (Linear.columns(self.in_proj, i * d, (i + 1) * d)
+                                                 for i in range(3))
+        self.out_proj = Linear(d, d, bias=bias, rng=rng, dtype=dtype)
+        # the parameters under the names checkpoints and chapters use: W_q, b_q, ..., W_o, b_o
+        for name, lin in zip("qkvo", self._projections()):
+            for p in lin.params:
+                self.params[f"{p}_{name}"], self.grads[f"{p}_{name}"] = lin.params[p], lin.grads[p]
         self.attn_weights = None
+
+    def _projections(self):
+        return self.q_proj, self.k_proj, self.v_proj, self.out_proj
+
+    def children(self):
+        # the Linear layers' parameters are this module's own (W_q, ...): list them once, by those names
+        return iter(())
 
     def project(self, x, name):
         """x (..., d_model) @ W_name + b_name, for name "q", "k", "v" or "o" -> (..., d_model)."""
-        # one 2-D matmul: numpy runs (B, T, d) @ W as B separate small products, ~2x slower
-        out = x.reshape(-1, self.d_model) @ self.params[f"W_{name}"]      # (N, d_model), N = B T
-        if self.bias:
-            out += self.params[f"b_{name}"]
-        return out.reshape(x.shape)                                       # (..., d_model)
+        return self._projections()["qkvo".index(name)].forward(x)       # (..., d_model)
 
     def split_heads(self, x):
         """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
@@ -398,18 +426,11 @@ class MultiHeadAttention(Module):
         B, _, T, _ = x.shape
         return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)       # (B, T, d_model)
 
-    def _w_qkv(self):
-        """W_q, W_k, W_v side by side, (d_model, 3 d_model): three projections of one input, one matmul."""
-        return np.concatenate([self.params["W_q"], self.params["W_k"], self.params["W_v"]], axis=1)
-
     def project_qkv(self, x):
         """Queries, keys and values of one input (self-attention) in one matmul:
         x (B, T, d_model) -> q, k, v, each (B, h, T, d_k)."""
-        B, T, d = x.shape
-        qkv = x.reshape(B * T, d) @ self._w_qkv()                         # (B T, 3 d_model)
-        if self.bias:
-            qkv += np.concatenate([self.params["b_q"], self.params["b_k"], self.params["b_v"]])
-        return tuple(self.split_heads(y.reshape(B, T, d)) for y in np.split(qkv, 3, axis=1))  # 3 x (B, h, T, d_k)
+        qkv = self.in_proj.forward(x)                                     # (B, T, 3 d_model)
+        return tuple(self.split_heads(y) for y in np.split(qkv, 3, axis=-1))  # 3 x (B, h, T, d_k)
 
     def keys_values(self, x_kv):
         """Keys and values of x_kv (B, T_k, d_model) -> k, v, each (B, h, T_k, d_k): what a
@@ -422,14 +443,22 @@ class MultiHeadAttention(Module):
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
         return x
 
-    def forward(self, x_q, x_kv=None, mask=None):
+    def forward(self, x_q, x_kv=None, mask=None, cache=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
-        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model)."""
+        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model).
+
+        cache: a KVCache while decoding (inference only: no dropout, no backward). Self-attention
+        appends the keys and values of the T_q new positions and attends over every cached one
+        (mask then covers (T_q, t + T_q): the caller passes the causal part when T_q > 1);
+        cross-attention projects x_kv (the memory) on the first call and reuses it after.
+        """
         x_q = self._check_input(x_q, "x_q")
         self_attn = x_kv is None
         x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        if cache is not None:
+            return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache)
         if self_attn:
             q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
         else:
@@ -437,43 +466,35 @@ class MultiHeadAttention(Module):
             k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
         p = self.dropout if self.training else 0.0
         heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
-        concat = self.merge_heads(heads)                                   # (B, T_q, d_model)
-        out = self.project(concat, "o")                                    # (B, T_q, d_model)
+        out = self.out_proj.forward(self.merge_heads(heads))               # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
-        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
+        self.cache = (self_attn, attn_cache)
+        return out
+
+    def _forward_cached(self, x_q, memory, mask, cache):
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be an attnkit.nn.KVCache, got {type(cache).__name__}")
+        if memory is None:
+            k, v = cache.append(*self.keys_values(x_q))                    # (B, h, t + T_q, d_k) each
+        else:
+            if cache.k is None:                                            # the memory is the same at every step
+                cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
+            k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
+        out = self.attend_cached(x_q, k, v, mask=mask)                     # (B, T_q, d_model)
+        cache.record(self.attn_weights, x_q.shape[1])
         return out
 
     def backward(self, dout):
         """dout: (B, T_q, d_model) -> dx for self-attention, or (dx_q, dx_kv) for cross-attention."""
-        x_q, x_kv, self_attn, concat, attn_cache = self.cache
-        d = self.d_model
-        g = self.grads
-        d2 = dout.reshape(-1, d)                                           # (B T_q, d_model)
-        g["W_o"] += concat.reshape(-1, d).T @ d2                           # (d_model, d_model)
-        if self.bias:
-            g["b_o"] += d2.sum(axis=0)
-        dconcat = (d2 @ self.params["W_o"].T).reshape(dout.shape)         # (B, T_q, d_model)
+        self_attn, attn_cache = self.cache
+        dconcat = self.out_proj.backward(dout)                             # (B, T_q, d_model)
         dq, dk, dv = attention_backward(self.split_heads(dconcat), attn_cache)   # (B, h, T, d_k) each
         dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d_model) each
         if self_attn:
             # the three projections read one input: one (d, 3d) weight gradient and one matmul for dx
-            x2 = x_q.reshape(-1, d)                                        # (B T, d_model)
-            dqkv = np.concatenate([dq, dk, dv], axis=-1).reshape(-1, 3 * d)  # (B T, 3 d_model)
-            dW = x2.T @ dqkv                                               # (d_model, 3 d_model)
-            db = dqkv.sum(axis=0)                                          # (3 d_model,)
-            for i, name in enumerate("qkv"):
-                g[f"W_{name}"] += dW[:, i * d:(i + 1) * d]
-                if self.bias:
-                    g[f"b_{name}"] += db[i * d:(i + 1) * d]
-            return (dqkv @ self._w_qkv().T).reshape(x_q.shape)             # (B, T, d_model)
-        for name, x, dy in (("q", x_q, dq), ("k", x_kv, dk), ("v", x_kv, dv)):
-            g[f"W_{name}"] += x.reshape(-1, d).T @ dy.reshape(-1, d)
-            if self.bias:
-                g[f"b_{name}"] += dy.reshape(-1, d).sum(axis=0)
-        dx_q = (dq.reshape(-1, d) @ self.params["W_q"].T).reshape(x_q.shape)  # (B, T_q, d_model)
-        dx_kv = (dk.reshape(-1, d) @ self.params["W_k"].T
-                 + dv.reshape(-1, d) @ self.params["W_v"].T).reshape(x_kv.shape)  # (B, T_k, d_model)
-        return dx_q, dx_kv
+            return self.in_proj.backward(np.concatenate([dq, dk, dv], axis=-1))  # (B, T, d_model)
+        dx_kv = self.k_proj.backward(dk) + self.v_proj.backward(dv)        # (B, T_k, d_model)
+        return self.q_proj.backward(dq), dx_kv                             # (B, T_q, d), (B, T_k, d)
 
     def attend_cached(self, x_q, k, v, mask=None):
         """Inference with keys and values computed earlier (a key/value cache), no dropout, no backward.
@@ -487,3 +508,70 @@ class MultiHeadAttention(Module):
         heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, h, T_q, d_k)
         self.cache = None                                                  # nothing to backpropagate
         return self.project(self.merge_heads(heads), "o")                  # (B, T_q, d_model)
+
+
+class KVCache:
+    """One attention layer's keys and values while decoding: what MultiHeadAttention.forward(cache=...) reuses.
+
+    Self-attention (``append``): the keys and values of every position decoded so far, one slot
+    per position. The buffers are allocated once at full capacity and filled in place: growing
+    them with np.concatenate would copy the whole cache at every step. Cross-attention
+    (``set_fixed``): the memory's keys and values, projected once. keep_weights: also keep the
+    attention weights of every query position, (N, h, capacity, T_k), for alignment plots.
+    A decoder-only model, rotary positions (whose offset is ``length``) or a sliding window
+    build on the same object.
+    """
+
+    def __init__(self, capacity, keep_weights=False):
+        if isinstance(capacity, bool) or not isinstance(capacity, (int, np.integer)) or capacity < 1:
+            raise ValueError(f"capacity must be a positive integer (the most positions to hold), got {capacity!r}")
+        self.capacity, self.keep_weights = int(capacity), keep_weights
+        self.k = self.v = None        # (N, h, capacity or S, d_k) once filled
+        self.fixed = False            # True: keys and values of a memory, set once
+        self.length = 0               # key positions held (self-attention: positions decoded)
+        self.queries = 0              # query positions attended so far
+        self.weights = None           # (N, h, capacity, T_k) when keep_weights
+
+    def append(self, k_new, v_new):
+        """Write the keys and values of n new positions, (N, h, n, d_k) each; return those of all
+        positions so far, views of shape (N, h, t + n, d_k)."""
+        if self.fixed:
+            raise ValueError("this cache holds a memory's keys and values (set_fixed); self-attention needs its own")
+        N, h, n, d_k = k_new.shape
+        t = self.length
+        if t + n > self.capacity:
+            raise ValueError(f"the cache is full ({self.capacity} positions); build it with a larger capacity")
+        if self.k is None:
+            self.k = np.zeros((N, h, self.capacity, d_k), dtype=k_new.dtype)  # (N, h, capacity, d_k)
+            self.v = np.zeros((N, h, self.capacity, d_k), dtype=v_new.dtype)  # (N, h, capacity, d_k)
+        self.k[:, :, t:t + n] = k_new                                     # (N, h, n, d_k)
+        self.v[:, :, t:t + n] = v_new                                     # (N, h, n, d_k)
+        self.length = t + n
+        return self.k[:, :, :t + n], self.v[:, :, :t + n]                 # (N, h, t + n, d_k) each
+
+    def set_fixed(self, k, v):
+        """Keep the keys and values of a memory, (N, h, S, d_k) each, for every later step."""
+        self.k, self.v, self.fixed = k, v, True
+        self.length = k.shape[2]
+
+    def record(self, weights, n):
+        """After attending with n new queries: count them, and keep their weights (N, h, n, T_k) if asked."""
+        t = self.queries
+        if self.keep_weights:
+            if self.weights is None:
+                N, h, _, T_k = weights.shape
+                self.weights = np.zeros((N, h, self.capacity, T_k if self.fixed else self.capacity),
+                                        dtype=weights.dtype)              # (N, h, capacity, T_k)
+            self.weights[:, :, t:t + n, :weights.shape[3]] = weights      # (N, h, n, T_k)
+        self.queries = t + n
+
+    def reorder(self, index, keys=True):
+        """Row r becomes old row index[r] (N,): beam search keeps its parents' keys and values.
+
+        keys=False moves only the recorded weights (a memory's keys and values are the same for
+        every beam of a sentence). Cost: a copy of the filled part."""
+        bufs = [self.weights] + ([self.k, self.v] if keys and not self.fixed else [])
+        for buf in bufs:
+            if buf is not None:
+                t = self.queries if buf is self.weights else self.length
+                buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, ...), gathered rows

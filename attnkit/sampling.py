@@ -163,24 +163,21 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
     model.eval()
     try:
         if use_cache:
-            model.start_cache(N)
-            logits = model.forward_cached(out[:, :t])[:, -1]              # (N, V)
+            cache = model.make_cache(N)
+            logits = model.forward(out[:, :t], cache=cache)[:, -1]        # (N, V) prefill the prompt
         for _ in range(int(max_new_tokens)):
             if not use_cache:
-                logits = model.forward(out[:, start:t])[:, -1]            # (N, V)
+                logits = model.forward(out[:, start:t])[:, -1]            # (N, V) the whole window again
             out[:, t] = sample_next(logits, rng, temperature, top_k, top_p)
             t += 1
-            if t - start == C:                                            # context full: keep the newest half
+            if t - start >= C:                                            # context full: keep the newest half
                 start = t - C // 2
                 if use_cache:
-                    model.start_cache(N)
-                    logits = model.forward_cached(out[:, start:t])[:, -1]
-                    continue
-            if use_cache:
-                logits = model.forward_cached(out[:, t - 1:t])[:, -1]     # (N, V) one new position
+                    cache = model.make_cache(N)
+                    logits = model.forward(out[:, start:t], cache=cache)[:, -1]
+            elif use_cache:
+                logits = model.forward(out[:, t - 1:t], cache=cache)[:, -1]  # (N, V) one new position
     finally:
-        if use_cache:
-            model.clear_cache()
         model.train(was_training)
     return out
 

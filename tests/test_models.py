@@ -437,3 +437,51 @@ def test_gradients_accumulate_over_backward_calls():
         assert np.allclose(g, 2 * once[name]), name
     model.zero_grad()
     assert all(np.all(g == 0) for _, g in model.parameters())
+
+
+# ----------------------------------------------------------------------------
+# the residual block on its own
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("cross", [False, True])
+def test_residual_block_gradients(norm_first, cross):
+    """Residual around self-attention (one gradient) and cross-attention (dx and dmemory), float64."""
+    from attnkit.models import Residual
+    from attnkit.nn import LayerNorm
+    rng = np.random.default_rng(4)
+    block = Residual(MultiHeadAttention(D, H, seed=0, dtype=F64), LayerNorm(D, dtype=F64),
+                     Dropout(0.0), norm_first)
+    perturb(block)
+    x = rng.standard_normal((2, 3, D))                                   # (B, T, d_model)
+    memory = rng.standard_normal((2, 5, D))                              # (B, S, d_model)
+    w = rng.standard_normal((2, 3, D))                                   # (B, T, d_model)
+    args = (memory,) if cross else ()
+
+    def loss():
+        return float(np.sum(block.forward(x, *args) * w))
+
+    block.zero_grad()
+    loss()
+    grads = block.backward(w)
+    dx, dmemory = grads if cross else (grads, None)
+    assert_grad_close(numerical_gradient(loss, x), dx, "x")
+    if cross:
+        assert_grad_close(numerical_gradient(loss, memory), dmemory, "memory")
+    check_params(block, loss)
+
+
+def test_block_config_is_shared_and_loose_fields_still_work():
+    from attnkit.models import BlockConfig
+    cfg = BlockConfig(D, H, FF, dropout=0.0, norm_first=True, dtype=F64)
+    a = EncoderLayer(cfg, seed=0)
+    b = EncoderLayer(D, H, FF, dropout=0.0, norm_first=True, seed=0, dtype=F64)
+    for (na, pa, _), (nb, pb, _) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and np.array_equal(pa, pb)
+    stack = Decoder(2, cfg, seed=0)
+    assert stack.config is cfg and all(layer.config is cfg for layer in stack.layers)
+    with pytest.raises(TypeError, match="not both"):
+        EncoderLayer(cfg, dropout=0.1)
+    with pytest.raises(ValueError, match="divisible"):
+        BlockConfig(D, 3, FF)
+    with pytest.raises(ValueError, match="attn_dropout"):
+        BlockConfig(D, H, FF, attn_dropout=1.0)

@@ -155,3 +155,30 @@ def test_generate_text_rejects_unknown_characters(tiny_gpt):
         generate_text(tiny_gpt, vocab, "abz", 5)
     text = generate_text(tiny_gpt, vocab, "abc", 6, seed=1, num_samples=2, use_cache=False)
     assert len(text) == 2 and all(t.startswith("abc") and len(t) <= 9 for t in text)
+
+
+@pytest.mark.parametrize("prompt_len, new", [(1, 10), (5, 30), (16, 20)])
+def test_cached_generation_equals_recomputing_the_prefix(tiny_gpt, prompt_len, new):
+    # 30 new tokens after 5 cross the 16-token context twice; a 16-token prompt fills it at once
+    prompt = make_rng(prompt_len).integers(0, 11, size=(3, prompt_len))
+    for kw in (dict(temperature=0), dict(temperature=1.0, top_p=0.9, seed=4)):
+        cached = generate(tiny_gpt, prompt, new, use_cache=True, **kw)
+        again = generate(tiny_gpt, prompt, new, use_cache=False, **kw)
+        assert np.array_equal(cached, again)
+
+
+def test_cached_logits_equal_the_full_forward():
+    m = GPT(GPTConfig(vocab_size=11, context_length=12, num_layers=2, num_heads=2, d_model=16, d_ff=32,
+                      dtype=np.float64, seed=3))
+    ids = make_rng(0).integers(0, 11, size=(2, 12))
+    full = m.forward(ids)                                                 # (2, 12, 11)
+    cache = m.make_cache(2)
+    parts = [m.forward(ids[:, :5], cache=cache)]                          # prefill 5 positions at once
+    parts += [m.forward(ids[:, t:t + 1], cache=cache) for t in range(5, 9)]  # then one at a time
+    parts.append(m.forward(ids[:, 9:], cache=cache))                      # and 3 more together
+    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-10, atol=1e-12)
+    assert cache.length == 12
+    with pytest.raises(ValueError, match="exceed context_length=12"):
+        m.forward(ids[:, :1], cache=cache)
+    with pytest.raises(ValueError, match="GPTCache for 3 rows"):
+        m.forward(np.zeros((3, 1), dtype=np.int64), cache=m.make_cache(2))
