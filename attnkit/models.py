@@ -22,12 +22,12 @@ import numpy as np
 from .functional import causal_mask, softmax, softmax_backward
 from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
-                 MultiHeadAttention, SinusoidalPositionalEncoding, _rng)
+                 MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng)
 
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
-           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache", "ClassifierConfig", "TransformerClassifier",
-           "GPTConfig", "GPT", "GPTCache"]
+           "TransformerConfig", "Transformer", "LayerCache", "DecoderCache",
+           "ClassifierConfig", "TransformerClassifier", "GPTConfig", "GPT", "GPTCache"]
 
 
 # ----------------------------------------------------------------------------
@@ -54,7 +54,8 @@ def block_config(*args, **kwargs):
     ``EncoderLayer(d_model, num_heads, d_ff, dropout=0.1)``)."""
     if args and isinstance(args[0], BlockConfig):
         if len(args) > 1 or kwargs:
-            raise TypeError("pass either a BlockConfig or its fields (d_model, num_heads, d_ff, ...), not both")
+            raise TypeError("pass either a BlockConfig or its fields (d_model, num_heads, d_ff, ...), not "
+                            "both")
         return args[0]
     return BlockConfig(*args, **kwargs)
 
@@ -111,15 +112,16 @@ class EncoderLayer(Module):
     Built from a BlockConfig, or from its fields: ``EncoderLayer(d_model, num_heads, d_ff, ...)``.
     """
 
-    def __init__(self, *config, rng=None, seed=None, **fields):
+    def __init__(self, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
+        drop_rng = _dropout_rng(dropout_rng, rng)
         self.norm_first = c.norm_first
-        self.self_attn = _attention(c, rng)
+        self.self_attn = _attention(c, rng, drop_rng)
         self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
         self.norm1, self.norm2 = _norms(c, 2)
-        self.drop1, self.drop2 = _dropouts(c, rng, 2)
+        self.drop1, self.drop2 = _dropouts(c, drop_rng, 2)
         self.attn_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm2, self.drop2, c.norm_first)
 
@@ -146,16 +148,17 @@ class DecoderLayer(Module):
     computes once). Built from a BlockConfig or from its fields, as EncoderLayer.
     """
 
-    def __init__(self, *config, rng=None, seed=None, **fields):
+    def __init__(self, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
+        drop_rng = _dropout_rng(dropout_rng, rng)
         self.norm_first = c.norm_first
-        self.self_attn = _attention(c, rng)
-        self.cross_attn = _attention(c, rng)
+        self.self_attn = _attention(c, rng, drop_rng)
+        self.cross_attn = _attention(c, rng, drop_rng)
         self.ff = FeedForward(c.d_model, c.d_ff, c.activation, rng=rng, dtype=c.dtype)
         self.norm1, self.norm2, self.norm3 = _norms(c, 3)
-        self.drop1, self.drop2, self.drop3 = _dropouts(c, rng, 3)
+        self.drop1, self.drop2, self.drop3 = _dropouts(c, drop_rng, 3)
         self.self_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.cross_block = Residual(self.cross_attn, self.norm2, self.drop2, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm3, self.drop3, c.norm_first)
@@ -183,8 +186,9 @@ class DecoderLayer(Module):
         return self.self_block.backward(dx), dmemory
 
 
-def _attention(c, rng):
-    return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype)
+def _attention(c, rng, dropout_rng):
+    return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype,
+                              dropout_rng=dropout_rng)
 
 
 def _norms(c, n):
@@ -201,11 +205,13 @@ class _Stack(Module):
 
     layer_class = None
 
-    def __init__(self, num_layers, *config, rng=None, seed=None, **fields):
+    def __init__(self, num_layers, *config, rng=None, seed=None, dropout_rng=None, **fields):
         super().__init__()
         c = self.config = block_config(*config, **fields)
         rng = _rng(rng, seed)
-        self.layers = ModuleList([self.layer_class(c, rng=rng) for _ in range(num_layers)])
+        drop_rng = _dropout_rng(dropout_rng, rng)
+        self.layers = ModuleList([self.layer_class(c, rng=rng, dropout_rng=drop_rng)
+                                  for _ in range(num_layers)])
         self.norm = LayerNorm(c.d_model, dtype=c.dtype) if c.norm_first else None
 
     def _final_norm(self, x):
@@ -273,12 +279,12 @@ class TokenEmbedding(Module):
     """
 
     def __init__(self, vocab_size, d_model, max_len, dropout=0.1, scale=True, rng=None, seed=None,
-                 dtype=np.float32):
+                 dtype=np.float32, dropout_rng=None):
         super().__init__()
         rng = _rng(rng, seed)
         self.embed = Embedding(vocab_size, d_model, rng=rng, dtype=dtype)
         self.pos = SinusoidalPositionalEncoding(max_len, d_model, dtype=dtype)
-        self.drop = Dropout(dropout, rng=rng)
+        self.drop = Dropout(dropout, rng=_dropout_rng(dropout_rng, rng))
         self.scale = float(np.sqrt(d_model)) if scale else 1.0
 
     def forward(self, ids, offset=0):
@@ -355,7 +361,8 @@ class MeanPooling(Module):
 
 
 class AttentionPooling(Module):
-    """A learned query q attends over the token states: w = softmax(h q / sqrt(d_model)) on real tokens, out = w h."""
+    """A learned query q attends over the token states: w = softmax(h q / sqrt(d_model)) on real tokens,
+    out = w h."""
 
     def __init__(self, d_model, rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -406,9 +413,17 @@ def _check_block(cfg):
 def _check_common(cfg):
     _check_block(cfg)
     if cfg.d_model % 2:
-        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos pairs)")
+        raise ValueError(f"d_model={cfg.d_model} must be even for the sinusoidal position table (sin/cos "
+                         f"pairs)")
     if cfg.max_len < 1:
         raise ValueError(f"max_len must be a positive integer, got {cfg.max_len}")
+
+
+def _streams(cfg):
+    """(initialization Generator, dropout Generator) of a model config: make_rng(seed), and
+    make_rng(dropout_seed), or with dropout_seed None the initialization Generator itself."""
+    rng = make_rng(cfg.seed)
+    return rng, (rng if cfg.dropout_seed is None else make_rng(cfg.dropout_seed))
 
 
 def _block_of(cfg):
@@ -429,7 +444,8 @@ def _check_ids(ids, vocab_size, max_len, name):
                          "truncate the sequences or build the model with a larger max_len")
     if ids.size and (ids.min() < 0 or ids.max() >= vocab_size):
         bad = ids[(ids < 0) | (ids >= vocab_size)]
-        raise ValueError(f"{name} must lie in [0, {vocab_size}) (the vocabulary size); found {bad[:5].tolist()}")
+        raise ValueError(f"{name} must lie in [0, {vocab_size}) (the vocabulary size); found "
+                         f"{bad[:5].tolist()}")
     return ids
 
 
@@ -470,7 +486,8 @@ class TransformerConfig:
     tie_embeddings: bool = False        # share the target embedding with the output projection
     pad_id: Optional[int] = 0           # padding token id in both vocabularies (None: no padding)
     scale_embeddings: bool = True       # multiply embeddings by sqrt(d_model), as in the paper
-    seed: int = 0                       # seed of the initialization and dropout generator
+    seed: int = 0                       # seed of the initial weights (and of dropout, see dropout_seed)
+    dropout_seed: Optional[int] = None  # None: dropout continues the seed's generator; an int: its own
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
 
     def __post_init__(self):
@@ -484,27 +501,29 @@ class TransformerConfig:
 
 
 class Transformer(Module):
-    """Encoder-decoder Transformer (Vaswani et al., 2017): source ids and shifted target ids -> next-token logits."""
+    """Encoder-decoder Transformer (Vaswani et al., 2017): source ids and shifted target ids -> next-token
+    logits."""
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, TransformerConfig):
             raise TypeError(f"Transformer needs a TransformerConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = make_rng(c.seed)
+        rng, drop = _streams(c)
         self.src_embed = TokenEmbedding(c.src_vocab_size, c.d_model, c.max_len, c.dropout,
-                                        c.scale_embeddings, rng=rng, dtype=c.dtype)
+                                        c.scale_embeddings, rng=rng, dtype=c.dtype, dropout_rng=drop)
         self.tgt_embed = TokenEmbedding(c.tgt_vocab_size, c.d_model, c.max_len, c.dropout,
-                                        c.scale_embeddings, rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_encoder_layers, _block_of(c), rng=rng)
-        self.decoder = Decoder(c.num_decoder_layers, _block_of(c), rng=rng)
+                                        c.scale_embeddings, rng=rng, dtype=c.dtype, dropout_rng=drop)
+        self.encoder = Encoder(c.num_encoder_layers, _block_of(c), rng=rng, dropout_rng=drop)
+        self.decoder = Decoder(c.num_decoder_layers, _block_of(c), rng=rng, dropout_rng=drop)
         if c.tie_embeddings:
             self.out_proj = TiedOutputProjection(self.tgt_embed.embed)
         else:
             self.out_proj = Linear(c.d_model, c.tgt_vocab_size, rng=rng, dtype=c.dtype)
 
     def encode(self, src_ids, src_lengths=None):
-        """src_ids: (B, S) -> (memory (B, S, d_model), src_mask (B, 1, 1, S) bool, True on real source tokens).
+        """src_ids: (B, S) -> (memory (B, S, d_model), src_mask (B, 1, 1, S) bool, True on real
+        source tokens).
 
         Padding comes from config.pad_id, or from src_lengths (B,) if given (then ids past a
         length are ignored whatever they are)."""
@@ -526,7 +545,8 @@ class Transformer(Module):
         c = self.config
         tgt_ids = _check_ids(tgt_ids, c.tgt_vocab_size, c.max_len, "tgt_ids")
         if memory.shape[0] != tgt_ids.shape[0]:
-            raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch size")
+            raise ValueError(f"memory {memory.shape} and tgt_ids {tgt_ids.shape} must have the same batch "
+                             f"size")
         T = tgt_ids.shape[1]
         if cache is None:
             offset = 0
@@ -535,7 +555,8 @@ class Transformer(Module):
         else:
             offset = cache.length
             if tgt_lengths is not None:
-                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix instead")
+                raise ValueError("tgt_lengths cannot be combined with a cache: decode the whole prefix "
+                                 "instead")
             if offset + T > cache.capacity:
                 raise ValueError(f"the cache is full ({cache.capacity} positions, {offset} used); "
                                  "build it with a larger capacity")
@@ -556,7 +577,7 @@ class Transformer(Module):
     def backward(self, dlogits):
         """dlogits: (B, T, V_tgt). Adds every parameter's gradient; returns None (ids have no gradient)."""
         dy = self.out_proj.backward(dlogits)                                 # (B, T, d_model)
-        dy, dmemory = self.decoder.backward(dy)                              # (B, T, d_model), (B, S, d_model)
+        dy, dmemory = self.decoder.backward(dy)  # (B, T, d_model), (B, S, d_model)
         self.tgt_embed.backward(dy)
         dx = self.encoder.backward(dmemory)                                  # (B, S, d_model)
         self.src_embed.backward(dx)
@@ -587,7 +608,8 @@ class LayerCache:
 
 
 class DecoderCache:
-    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...) runs."""
+    """The key/value caches of every decoder layer (LayerCache), filled as Transformer.decode(cache=...)
+    runs."""
 
     def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
         """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
@@ -604,7 +626,8 @@ class DecoderCache:
         c = model.config
         memory = np.asarray(memory)
         if memory.ndim != 3 or memory.shape[2] != c.d_model:
-            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
+            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by "
+                             f"model.encode, "
                              f"got {memory.shape}")
         N, S, _ = memory.shape
         if np.shape(src_mask) != (N, 1, 1, S):
@@ -634,7 +657,8 @@ class DecoderCache:
         decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
         gives for a whole sequence. Needs keep_cross_weights=True."""
         if not self.keep_cross_weights:
-            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
+            raise ValueError("this cache does not keep cross-attention weights: build it with "
+                             "keep_cross_weights=True")
         N, S = self.memory.shape[:2]
         return [c.cross_attn.weights[:, :, :self.length] if c.cross_attn.weights is not None
                 else np.zeros((N, 0, 0, S)) for c in self.layers]
@@ -650,7 +674,8 @@ class DecoderCache:
         index = np.asarray(index)
         N, k = self.num_rows, self.beam_size
         if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
+            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype "
+                             f"{index.dtype}")
         if np.any(index // k != np.arange(N) // k):
             raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
                              "(the cross-attention keys and values are not reordered)")
@@ -679,7 +704,8 @@ class ClassifierConfig:
     pooling: str = "mean"               # "mean" over real tokens, or "attention" (a learned query)
     pad_id: Optional[int] = 0           # padding token id (None: no padding)
     scale_embeddings: bool = True       # multiply embeddings by sqrt(d_model)
-    seed: int = 0                       # seed of the initialization and dropout generator
+    seed: int = 0                       # seed of the initial weights (and of dropout, see dropout_seed)
+    dropout_seed: Optional[int] = None  # None: dropout continues the seed's generator; an int: its own
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
 
     def __post_init__(self):
@@ -690,26 +716,32 @@ class ClassifierConfig:
         if self.pooling not in ("mean", "attention"):
             raise ValueError(f"pooling must be 'mean' or 'attention', got {self.pooling!r}")
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
-            raise ValueError(f"pad_id={self.pad_id} must lie in [0, vocab_size={self.vocab_size}), or be None")
+            raise ValueError(f"pad_id={self.pad_id} must lie in [0, vocab_size={self.vocab_size}), or be "
+                             f"None")
 
 
 class TransformerClassifier(Module):
-    """Encoder-only classifier: embeddings + positions, Encoder, pooling over real tokens, Linear to class logits."""
+    """Encoder-only classifier: embeddings + positions, Encoder, pooling over real tokens, Linear to class
+    logits."""
 
     def __init__(self, config):
         super().__init__()
         if not isinstance(config, ClassifierConfig):
             raise TypeError(f"TransformerClassifier needs a ClassifierConfig, got {type(config).__name__}")
         c = self.config = config
-        rng = make_rng(c.seed)
+        rng, drop = _streams(c)
         self.embed = TokenEmbedding(c.vocab_size, c.d_model, c.max_len, c.dropout, c.scale_embeddings,
-                                    rng=rng, dtype=c.dtype)
-        self.encoder = Encoder(c.num_layers, _block_of(c), rng=rng)
-        self.pool = MeanPooling() if c.pooling == "mean" else AttentionPooling(c.d_model, rng=rng, dtype=c.dtype)
+                                    rng=rng, dtype=c.dtype, dropout_rng=drop)
+        self.encoder = Encoder(c.num_layers, _block_of(c), rng=rng, dropout_rng=drop)
+        if c.pooling == "mean":
+            self.pool = MeanPooling()
+        else:
+            self.pool = AttentionPooling(c.d_model, rng=rng, dtype=c.dtype)
         self.head = Linear(c.d_model, c.num_classes, rng=rng, dtype=c.dtype)
 
     def forward(self, ids, lengths=None):
-        """ids: (B, T) -> logits (B, C). Pad positions are ids == pad_id, or those past lengths (B,) if given."""
+        """ids: (B, T) -> logits (B, C). Pad positions are ids == pad_id, or those past lengths (B,) if
+        given."""
         c = self.config
         ids = _check_ids(ids, c.vocab_size, c.max_len, "ids")
         keep = _keep(ids, c.pad_id, lengths)                                 # (B, T)
@@ -728,12 +760,240 @@ class TransformerClassifier(Module):
 
     @property
     def pool_weights(self):
-        """(B, T) weight of each token in the pooled vector from the last forward (0 on pads; rows sum to 1)."""
+        """(B, T) weight of each token in the pooled vector from the last forward (0 on pads; rows sum to
+        1)."""
         return self.pool.weights
 
     def attention_weights(self):
         """List (one per layer) of self-attention weights (B, h, T, T) from the last forward."""
         return self.encoder.attention_weights()
+
+
+# ----------------------------------------------------------------------------
+# the RNN encoder-decoder with attention, where attention came from
+#
+# Shapes: B batch, S source length, T target length, d_e embedding width, H GRU state width,
+# d_mem = 2H (bidirectional encoder) or H, the width of an encoder state (the "memory").
+
+from .nn import GRU, AdditiveAttention, BilinearAttention  # noqa: E402
+
+__all__ += ["RNNSeq2SeqConfig", "RNNSeq2Seq"]
+
+RNN_ATTENTION = ("none", "additive", "multiplicative")
+NO_MAX_LEN = float("inf")           # a recurrent network has no position table: any length goes
+
+
+@dataclass
+class RNNSeq2SeqConfig:
+    """Sizes and options of the GRU encoder-decoder (Cho et al. 2014; Bahdanau et al. 2015)."""
+    src_vocab_size: int                 # number of source token ids
+    tgt_vocab_size: int                 # number of target token ids (= number of logits)
+    d_embed: int = 32                   # width of the token embeddings (source and target)
+    d_hidden: int = 64                  # H: state width of each GRU
+    attention: str = "additive"         # "none" (last encoder state only), "additive", "multiplicative"
+    d_attention: int = 64               # hidden width of the additive score (unused otherwise)
+    bidirectional: bool = True          # encoder reads the source both ways (memory width 2H)
+    pad_id: Optional[int] = 0           # padding id of both vocabularies (None: no padding)
+    seed: int = 0                       # seed of the initialization
+    dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+
+    def __post_init__(self):
+        for name in ("src_vocab_size", "tgt_vocab_size", "d_embed", "d_hidden", "d_attention"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        if self.attention not in RNN_ATTENTION:
+            raise ValueError(f"attention must be one of {RNN_ATTENTION}, got {self.attention!r}")
+        if self.pad_id is not None and not (0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size)):
+            raise ValueError(f"pad_id={self.pad_id} must be an id in both vocabularies, or None")
+        if not np.issubdtype(np.dtype(self.dtype), np.floating):
+            raise TypeError(f"dtype must be a floating type such as np.float32, got {self.dtype}")
+
+    @property
+    def d_memory(self):
+        return (2 if self.bidirectional else 1) * self.d_hidden
+
+
+class RNNSeq2Seq(Module):
+    """GRU encoder-decoder: source ids and shifted target ids -> next-token logits, with or without attention.
+
+    Encoder: embeddings, a GRU left to right and (bidirectional) one right to left; the memory
+    is their states side by side, (B, S, d_mem), and the summary their last states (B, d_mem).
+    Decoder, at step t with state s_{t-1} (s_0 = tanh(summary W_init + b_init), as Bahdanau's):
+        c_t = summary                              attention "none": the fixed-length bottleneck
+        c_t = attend(query s_{t-1}, memory)        "additive" (Bahdanau) or "multiplicative" (Luong's general score)
+        s_t = GRU([embed(y_{t-1}); c_t], s_{t-1})
+        logits_t = [s_t; c_t] W_out + b_out
+    The query is the previous state, as in Bahdanau et al.; Luong et al. score the new state
+    instead, here only their score function is used. Padded source steps leave the encoder
+    state unchanged and get attention weight 0; target padding needs no mask (the decoder only
+    looks back, and the loss ignores pad positions).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, RNNSeq2SeqConfig):
+            raise TypeError(f"RNNSeq2Seq needs an RNNSeq2SeqConfig, got {type(config).__name__}")
+        c = self.config = config
+        rng = make_rng(c.seed)
+        kw = dict(rng=rng, dtype=c.dtype)
+        self.src_embed = Embedding(c.src_vocab_size, c.d_embed, **kw)
+        self.tgt_embed = Embedding(c.tgt_vocab_size, c.d_embed, **kw)
+        self.enc_fwd = GRU(c.d_embed, c.d_hidden, **kw)
+        self.enc_bwd = GRU(c.d_embed, c.d_hidden, **kw) if c.bidirectional else None
+        self.init = Linear(c.d_memory, c.d_hidden, **kw)
+        self.decoder = GRU(c.d_embed + c.d_memory, c.d_hidden, **kw)
+        if c.attention == "additive":
+            self.attention = AdditiveAttention(c.d_hidden, c.d_memory, c.d_attention, **kw)
+        elif c.attention == "multiplicative":
+            self.attention = BilinearAttention(c.d_hidden, c.d_memory, **kw)
+        else:
+            self.attention = None
+        self.out = Linear(c.d_hidden + c.d_memory, c.tgt_vocab_size, **kw)
+        self.attn_weights = None
+
+    # --- encoder
+
+    def encode(self, src_ids, src_lengths=None):
+        """src_ids (B, S) -> (memory (B, S, d_mem), summary (B, d_mem), keep (B, S) bool, True on real tokens)."""
+        c = self.config
+        src_ids = _check_ids(src_ids, c.src_vocab_size, NO_MAX_LEN, "src_ids")
+        keep = _keep(src_ids, c.pad_id, src_lengths)                        # (B, S)
+        if not keep.any(axis=1).all():
+            raise ValueError("a source sequence has no real token (all padding): it has nothing to encode")
+        x = self.src_embed.forward(src_ids)                                 # (B, S, d_e)
+        hs, last = self.enc_fwd.forward(x, mask=keep)                       # (B, S, H), (B, H)
+        if self.enc_bwd is not None:
+            # right to left: the reversed row has its pads first, where the state stays 0
+            hs_b, last_b = self.enc_bwd.forward(x[:, ::-1], mask=keep[:, ::-1])  # (B, S, H), (B, H)
+            hs = np.concatenate([hs, hs_b[:, ::-1]], axis=-1)               # (B, S, 2H)
+            last = np.concatenate([last, last_b], axis=-1)                  # (B, 2H)
+        return hs, last, keep
+
+    def _encode_backward(self, dmemory, dsummary):
+        """dmemory (B, S, d_mem), dsummary (B, d_mem) -> None; adds every encoder gradient."""
+        H = self.config.d_hidden
+        dx, _ = self.enc_fwd.backward(dmemory[..., :H], dsummary[:, :H])    # (B, S, d_e)
+        if self.enc_bwd is not None:
+            dx_b, _ = self.enc_bwd.backward(dmemory[:, ::-1, H:], dsummary[:, H:])  # (B, S, d_e), reversed
+            dx = dx + dx_b[:, ::-1]                                         # (B, S, d_e)
+        self.src_embed.backward(dx)
+
+    # --- decoder, one step
+
+    def _start(self, summary):
+        """s_0 = tanh(summary W_init + b_init) (B, H)."""
+        return np.tanh(self.init.forward(summary))                          # (B, H)
+
+    def _step(self, e_t, s, memory, kp, keep, summary):
+        """One decoder step: e_t (B, d_e) embedding of y_{t-1}, s (B, H) state s_{t-1}.
+        Returns (s_t (B, H), c_t (B, d_mem), weights (B, S) or None, cache)."""
+        w, attn_cache = None, None
+        if self.attention is None:
+            ctx = summary                                                   # (B, d_mem)
+        else:
+            ctx, w, attn_cache = self.attention.attend(s[:, None], kp, memory, keep[:, None, :])
+            ctx, w = ctx[:, 0], w[:, 0]                                     # (B, d_mem), (B, S)
+        x_t = np.concatenate([e_t, ctx], axis=-1)                           # (B, d_e + d_mem)
+        s_new, gru_cache = self.decoder.cell_forward(self.decoder.project_input(x_t), s)  # (B, H)
+        return s_new, ctx, w, (x_t, gru_cache, attn_cache)
+
+    # --- the whole model
+
+    def forward(self, src_ids, tgt_in_ids, src_lengths=None):
+        """src_ids: (B, S); tgt_in_ids: (B, T) (BOS first) -> logits (B, T, V_tgt).
+
+        ``attn_weights`` then holds the decoder's attention weights (B, T, S) (None without attention)."""
+        c = self.config
+        tgt_in_ids = _check_ids(tgt_in_ids, c.tgt_vocab_size, NO_MAX_LEN, "tgt_in_ids")
+        memory, summary, keep = self.encode(src_ids, src_lengths)           # (B, S, d_mem), (B, d_mem), (B, S)
+        B, T = tgt_in_ids.shape
+        if memory.shape[0] != B:
+            raise ValueError(f"src_ids and tgt_in_ids must have the same batch size, got {B} and {memory.shape[0]}")
+        kp = None if self.attention is None else self.attention.project_keys(memory)  # (B, S, *)
+        emb = self.tgt_embed.forward(tgt_in_ids)                            # (B, T, d_e)
+        s = self._start(summary)                                            # (B, H)
+        feats = np.empty((B, T, c.d_hidden + c.d_memory), dtype=memory.dtype)  # (B, T, H + d_mem)
+        weights = None if self.attention is None else np.empty((B, T, memory.shape[1]), memory.dtype)
+        s0, steps = s, []
+        for t in range(T):
+            s, ctx, w, cache = self._step(emb[:, t], s, memory, kp, keep, summary)  # (B, H), (B, d_mem)
+            feats[:, t, :c.d_hidden], feats[:, t, c.d_hidden:] = s, ctx
+            if w is not None:
+                weights[:, t] = w                                           # (B, S)
+            steps.append(cache)
+        self.attn_weights = weights
+        self.cache = (memory, s0, steps)
+        return self.out.forward(feats)                                      # (B, T, V_tgt)
+
+    def backward(self, dlogits):
+        """dlogits: (B, T, V_tgt). Adds every parameter's gradient; returns None (ids have no gradient)."""
+        memory, s0, steps = self.cache
+        c = self.config
+        H, d_e = c.d_hidden, c.d_embed
+        dfeats = self.out.backward(dlogits)                                 # (B, T, H + d_mem)
+        B, T, _ = dfeats.shape
+        ds = np.zeros((B, H), dtype=dfeats.dtype)                           # (B, H) gradient of s_t from step t+1
+        demb = np.empty((B, T, d_e), dtype=dfeats.dtype)                    # (B, T, d_e)
+        dmemory = np.zeros_like(memory)                                     # (B, S, d_mem)
+        dkp = None                                                          # (B, S, *) summed over steps
+        dsummary = np.zeros((B, c.d_memory), dtype=dfeats.dtype)            # (B, d_mem)
+        for t in reversed(range(T)):
+            x_t, gru_cache, attn_cache = steps[t]
+            ds = ds + dfeats[:, t, :H]                                      # (B, H)
+            dctx = dfeats[:, t, H:]                                         # (B, d_mem)
+            dgx, ds = self.decoder.cell_backward(ds, gru_cache)             # (B, 3H), (B, H) = d s_{t-1}
+            dx_t = self.decoder.project_input_backward(dgx, x_t)            # (B, d_e + d_mem)
+            demb[:, t] = dx_t[:, :d_e]
+            dctx = dctx + dx_t[:, d_e:]                                     # (B, d_mem)
+            if self.attention is None:
+                dsummary += dctx
+            else:
+                dq, dkp_t, dvals = self.attention.attend_backward(dctx[:, None], attn_cache)
+                ds = ds + dq[:, 0]                                          # (B, H) the query was s_{t-1}
+                dkp = dkp_t if dkp is None else dkp + dkp_t                 # (B, S, *)
+                dmemory += dvals                                            # (B, S, d_mem)
+        self.tgt_embed.backward(demb)
+        dsummary += self.init.backward(ds * (1 - s0 * s0))                  # (B, d_mem) s_0 = tanh(init(summary))
+        if dkp is not None:
+            dmemory += self.attention.project_keys_backward(dkp, memory)    # (B, S, d_mem)
+        self._encode_backward(dmemory, dsummary)
+        return None
+
+    # --- decoding
+
+    def greedy_decode(self, src_ids, bos_id, eos_id, max_len, src_lengths=None):
+        """Greedy decoding: src_ids (B, S) -> (tokens (B, max_len), weights (B, max_len, S) or None).
+
+        At each step the most likely token is taken and fed back (never pad_id or bos_id). A row
+        that produced eos_id holds pad_id after it (eos_id if there is no pad_id)."""
+        c = self.config
+        if not (0 <= bos_id < c.tgt_vocab_size and 0 <= eos_id < c.tgt_vocab_size):
+            raise ValueError(f"bos_id={bos_id} and eos_id={eos_id} must be target ids in [0, {c.tgt_vocab_size})")
+        if max_len < 1:
+            raise ValueError(f"max_len must be >= 1, got {max_len}")
+        memory, summary, keep = self.encode(src_ids, src_lengths)           # (B, S, d_mem), (B, d_mem), (B, S)
+        B, S, _ = memory.shape
+        kp = None if self.attention is None else self.attention.project_keys(memory)
+        s = self._start(summary)                                            # (B, H)
+        fill = eos_id if c.pad_id is None else c.pad_id
+        tokens = np.full((B, max_len), fill, dtype=np.int64)                # (B, max_len)
+        weights = None if self.attention is None else np.zeros((B, max_len, S), memory.dtype)
+        prev = np.full(B, bos_id, dtype=np.int64)                           # (B,)
+        done = np.zeros(B, dtype=bool)
+        banned = [bos_id] + ([] if c.pad_id is None else [c.pad_id])
+        W_e = self.tgt_embed.params["W"]                                    # (V_tgt, d_e)
+        for t in range(max_len):
+            s, ctx, w, _ = self._step(W_e[prev], s, memory, kp, keep, summary)  # (B, H), (B, d_mem)
+            logits = self.out.forward(np.concatenate([s, ctx], axis=-1))    # (B, V_tgt)
+            logits[:, banned] = -np.inf
+            prev = logits.argmax(axis=-1)                                   # (B,)
+            tokens[~done, t] = prev[~done]
+            if w is not None:
+                weights[:, t] = w
+            done |= prev == eos_id
+            if done.all():
+                break
+        return tokens, weights
 
 
 # ----------------------------------------------------------------------------

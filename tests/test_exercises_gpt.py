@@ -9,7 +9,7 @@ from attnkit.exercises.gpt import check_lm_loss, check_perplexity, check_top_k_f
 from attnkit.losses import CrossEntropyLoss
 from attnkit.sampling import top_k_filter
 
-from exercise_asserts import fails_with, passes
+from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 def log_softmax(x):
