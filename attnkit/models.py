@@ -27,7 +27,7 @@ from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Mo
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
            "TransformerConfig", "Transformer", "LayerCache", "DecoderCache",
-           "ClassifierConfig", "TransformerClassifier"]
+           "ClassifierConfig", "TransformerClassifier", "GPTConfig", "GPT", "GPTCache"]
 
 
 # ----------------------------------------------------------------------------
@@ -125,9 +125,12 @@ class EncoderLayer(Module):
         self.attn_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm2, self.drop2, c.norm_first)
 
-    def forward(self, x, mask=None):
-        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model)."""
-        x = self.attn_block.forward(x, mask=mask)                        # (B, T, d_model)
+    def forward(self, x, mask=None, cache=None):
+        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
+
+        cache: None in training; a KVCache when a causal stack (a decoder-only model) generates
+        step by step: x are then the next T positions and mask their (T, t + T) causal part."""
+        x = self.attn_block.forward(x, mask=mask, cache=cache)           # (B, T, d_model)
         return self.ff_block.forward(x)                                  # (B, T, d_model)
 
     def backward(self, dout):
@@ -232,10 +235,12 @@ class Encoder(_Stack):
 
     layer_class = EncoderLayer
 
-    def forward(self, x, mask=None):
-        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model)."""
-        for layer in self.layers:
-            x = layer.forward(x, mask)                                   # (B, T, d_model)
+    def forward(self, x, mask=None, cache=None):
+        """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
+        cache: None, or one KVCache per layer (a decoder-only model generating, see GPT)."""
+        caches = cache if cache is not None else [None] * len(self.layers)
+        for layer, layer_cache in zip(self.layers, caches):
+            x = layer.forward(x, mask, layer_cache)                      # (B, T, d_model)
         return self._final_norm(x)                                       # (B, T, d_model)
 
     def attention_weights(self):
@@ -990,3 +995,126 @@ class RNNSeq2Seq(Module):
                 break
         return tokens, weights
 
+
+# ----------------------------------------------------------------------------
+# decoder-only language model (GPT)
+
+@dataclass
+class GPTConfig:
+    """Sizes and options of the decoder-only language model (defaults: nanoGPT's CPU Shakespeare model)."""
+    vocab_size: int                     # number of token ids (= number of logits)
+    context_length: int = 64            # longest input (size of the learned position table)
+    num_layers: int = 4                 # causal self-attention blocks
+    num_heads: int = 4                  # attention heads; d_model must divide by it
+    d_model: int = 128                  # width of every token vector (the residual stream)
+    d_ff: int = 512                     # hidden width of the feed-forward sublayers (4 d_model)
+    dropout: float = 0.0                # dropout on embeddings, sublayer outputs and attention weights
+    norm_first: bool = True             # True: pre-LN (GPT-2); False: post-LN (the 2017 paper)
+    tie_embeddings: bool = False        # logits from the token embedding table (x @ E^T)
+    activation: str = "gelu"            # feed-forward nonlinearity: "gelu" (GPT-2) or "relu"
+    seed: int = 0                       # seed of the initialization and dropout generator
+    dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+
+    def __post_init__(self):
+        for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
+                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
+        if self.num_heads < 1 or self.d_model % self.num_heads != 0:
+            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads} "
+                             "(each head gets d_model / num_heads dimensions); change one of them")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.activation not in ("relu", "gelu"):
+            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
+        if not np.issubdtype(np.dtype(self.dtype), np.floating):
+            raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
+
+
+class GPT(Module):
+    """Decoder-only Transformer language model: token + learned position embeddings, causal blocks, LayerNorm, logits.
+
+    ids (B, T) -> logits (B, T, V); the logits at position t are the model's scores for token
+    t + 1 and depend on ids[:, :t+1] only (the causal mask). No encoder, no cross-attention: a
+    decoder block without its middle sublayer is an encoder block with a causal mask, so the
+    blocks are attnkit's Encoder stack (pre-LN by default, with its final LayerNorm).
+    """
+
+    def __init__(self, config):
+        super().__init__()
+        if not isinstance(config, GPTConfig):
+            raise TypeError(f"GPT needs a GPTConfig, got {type(config).__name__}")
+        c = self.config = config
+        rng = make_rng(c.seed)
+        self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
+        self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
+        self.drop = Dropout(c.dropout, rng=rng)
+        self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.dropout,
+                              c.activation, c.norm_first, rng=rng, dtype=c.dtype)
+        if c.tie_embeddings:
+            self.head = TiedOutputProjection(self.tok_embed)
+        else:
+            self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
+
+    def make_cache(self, num_rows):
+        """An empty GPTCache for forward(ids, cache=...): num_rows sequences, up to context_length positions."""
+        return GPTCache(self, num_rows)
+
+    def forward(self, ids, cache=None):
+        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V).
+
+        cache: a GPTCache (see make_cache) to generate step by step: ids are then the next T
+        positions, from cache.length on (the position offset), every earlier one is read from
+        the cache, and the cache grows by T. The logits equal (up to rounding) those of the
+        whole prefix at once. Inference only: no backward through a cached call."""
+        c = self.config
+        ids = _check_ids(ids, c.vocab_size, c.context_length, "ids")
+        B, T = ids.shape
+        offset = 0
+        if cache is None:
+            mask = causal_mask(T)[None, None]                             # (1, 1, T, T)
+        else:
+            if not isinstance(cache, GPTCache) or cache.num_rows != B:
+                raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
+            offset = cache.length
+            if offset + T > c.context_length:
+                raise ValueError(f"{T} new positions after {offset} cached ones exceed context_length="
+                                 f"{c.context_length}: start a new cache on the last tokens")
+            mask = _offset_causal_mask(offset, T)                         # (T, offset + T) or None
+        x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
+        x = x + self.pos_embed.forward(np.arange(offset, offset + T)[None, :])  # (B, T, d_model)
+        x = self.drop.forward(x)                                          # (B, T, d_model)
+        x = self.blocks.forward(x, mask, None if cache is None else cache.layers)  # (B, T, d_model)
+        return self.head.forward(x)                                       # (B, T, V)
+
+    def backward(self, dlogits):
+        """dlogits: (B, T, V). Adds every parameter's gradient; returns None (ids have no gradient)."""
+        dx = self.head.backward(dlogits)                                  # (B, T, d_model)
+        dx = self.blocks.backward(dx)                                     # (B, T, d_model)
+        dx = self.drop.backward(dx)                                       # (B, T, d_model)
+        # every sequence of the batch uses the same positions: their gradients add up
+        self.pos_embed.backward(dx.sum(axis=0, keepdims=True))            # (1, T, d_model)
+        self.tok_embed.backward(dx)
+        return None
+
+    def attention_weights(self):
+        """List (one per block) of the causal self-attention weights (B, h, T, T) from the last forward."""
+        return self.blocks.attention_weights()
+
+
+class GPTCache:
+    """The key/value caches of a GPT's blocks (one attnkit.nn.KVCache each), filled as GPT.forward(cache=...) runs."""
+
+    def __init__(self, model, num_rows):
+        """model: a GPT; num_rows: sequences generated together. Memory: 2 * layers * num_rows *
+        context_length * d_model numbers."""
+        if not isinstance(model, GPT):
+            raise TypeError(f"GPTCache needs an attnkit.models.GPT, got {type(model).__name__}")
+        if isinstance(num_rows, bool) or int(num_rows) != num_rows or num_rows < 1:
+            raise ValueError(f"num_rows must be a positive integer, got {num_rows!r}")
+        self.num_rows, self.capacity = int(num_rows), model.config.context_length
+        self.layers = [KVCache(self.capacity) for _ in model.blocks.layers]
+
+    @property
+    def length(self):
+        """Positions cached so far, the position offset of the next forward."""
+        return self.layers[0].length

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW",
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "decay_matrices",
            "ConstantSchedule", "NoamSchedule", "CosineSchedule",
            "constant_schedule", "noam_schedule", "cosine_schedule",
            "global_grad_norm", "clip_grad_norm"]
@@ -228,23 +228,38 @@ class AdamW(Adam):
     """AdamW: Adam with decoupled weight decay ("Decoupled Weight Decay Regularization", Loshchilov and
     Hutter 2019)."""
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01, decay=None):
         """Each step first shrinks the weights, then takes an Adam step on the raw gradient:
 
             p = p - lr * weight_decay * p
             p = p - lr * m_hat / (sqrt(v_hat) + eps)      (m, v from grad alone)
 
         The decay is multiplied by the current lr, as in PyTorch, so a schedule scales both.
-        It applies to every parameter given (biases and LayerNorm gains included).
+        decay: None decays every parameter given (biases and LayerNorm gains included); a
+        list of booleans, one per parameter, decays only those marked True, such as
+        ``decay_matrices(params)`` (the weight matrices, as GPT-2 and nanoGPT do).
         """
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay)
+        if decay is not None:
+            decay = [bool(d) for d in decay]
+            if len(decay) != len(self.params):
+                raise ValueError(f"decay has {len(decay)} flags but there are {len(self.params)} parameters: "
+                                 "give one per parameter, e.g. decay_matrices(model.parameters())")
+        self.no_decay = set() if decay is None else {id(p) for (p, _), d in zip(self.params, decay) if not d}
 
     def _decay(self, p, g):
-        if self.weight_decay:
+        if self.weight_decay and id(p) not in self.no_decay:
             p *= p.dtype.type(1.0 - self.lr * self.weight_decay)
         return g
 
     # step() is Adam's: _decay shrinks p in place instead of changing g
+
+
+def decay_matrices(params):
+    """One flag per (param, grad) pair: True for arrays of 2 or more dimensions (weight matrices and
+    embedding tables), False for vectors (biases, LayerNorm gains and shifts). Decaying a bias or
+    a gain toward 0 does not make the function simpler, it only shifts or shrinks it."""
+    return [p.ndim >= 2 for p, _ in _as_pairs(params)]
 
 
 # ----------------------------------------------------------------------------

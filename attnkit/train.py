@@ -28,7 +28,7 @@ import numpy as np
 from . import __version__
 from .optim import clip_grad_norm, global_grad_norm
 
-__all__ = ["History", "train", "evaluate", "save_checkpoint", "load_checkpoint"]
+__all__ = ["History", "train", "evaluate", "accumulate_gradients", "save_checkpoint", "load_checkpoint"]
 
 
 @dataclass
@@ -239,6 +239,32 @@ def evaluate(model, loss_fn, batches):
     if count == 0:
         raise ValueError("evaluate got no batches (or every target was ignored): there is no mean loss")
     return total / count
+
+
+def accumulate_gradients(model, loss_fn, micro_batches):
+    """Forward and backward over several micro-batches, adding their gradients: one large batch in small pieces.
+
+    micro_batches: an iterable of (inputs, targets). Each backward adds the gradient of the
+    micro-batch's *summed* loss (mean times loss_fn.num_items); dividing by the total count at
+    the end gives the gradient of the mean loss over the concatenated batch, with the memory of
+    one micro-batch. Clears the gradients first; returns the mean loss over all counted items.
+    Then clip and step as after a single backward.
+    """
+    model.zero_grad()
+    total, loss_sum = 0, 0.0
+    for i, batch in enumerate(micro_batches):
+        inputs, targets = _split_batch(batch, i)
+        loss = loss_fn.forward(model.forward(*inputs), targets)
+        n = getattr(loss_fn, "num_items", 1)
+        dlogits = loss_fn.backward()
+        model.backward(dlogits * dlogits.dtype.type(n))                  # gradient of the summed loss
+        total += n
+        loss_sum += loss * n
+    if total == 0:
+        raise ValueError("accumulate_gradients got no micro-batch with a counted target: there is no mean loss")
+    for _, g in model.parameters():
+        g *= g.dtype.type(1.0 / total)                                   # the sum -> the mean over all items
+    return loss_sum / total
 
 
 # ----------------------------------------------------------------------------
