@@ -30,7 +30,7 @@ def cell_source():
         "# On Google Colab only: install attnkit and the data packages (elsewhere: nothing).",
         "import sys",
         'if "google.colab" in sys.modules:',
-        f'    %pip install --quiet "attnkit[data] @ git+{url}@{branch}"',
+        f'    %pip install --quiet "attnkit[data,chapters] @ git+{url}@{branch}"',
         *(f"    %pip install --quiet --no-deps {req}" for req in nodeps),
     ])
 

@@ -2,7 +2,7 @@
 import numpy as np
 
 from attnkit.exercises.history import check_additive_score, check_gaussian_weights, check_gru_step
-from exercise_asserts import fails_with, passes
+from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 # ----------------------------------------------------------------------------
