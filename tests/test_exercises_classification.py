@@ -6,9 +6,9 @@ import pytest
 from attnkit.data.surnames import char_ngrams
 from attnkit.exercises.classification import (check_char_ngrams, check_cluster_interval,
                                               check_macro_f1, check_masked_mean)
+from attnkit.exercises.core import assert_fails_with as fails_with
+from attnkit.exercises.core import assert_passes as passes
 from attnkit.metrics import macro_f1
-
-from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 def todo(*args):

@@ -10,13 +10,9 @@ import numpy as np
 
 from ..data.surnames import char_ngrams
 from ..metrics import cluster_bootstrap_interval, f1_per_class, macro_f1
-from .core import Hint, call, check, expect_array
+from .core import Hint, call, cases_rng, check, expect_array
 
 __all__ = ["check_masked_mean", "check_cluster_interval", "check_char_ngrams", "check_macro_f1"]
-
-
-def _cases_rng():
-    return np.random.default_rng(1415)  # hidden cases are the same on every run
 
 
 def _number(out, what):
@@ -32,7 +28,7 @@ def _number(out, what):
 # chapter 14: mean pooling that ignores padding
 
 def _masked_mean_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1415)
     B, T, d = 4, 6, 3
     h = rng.normal(size=(B, T, d))                                          # (B, T, d)
     lengths = np.array([6, 3, 1, 4])
@@ -85,16 +81,17 @@ def _clustered_data(rng):
 
 
 def _cluster_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1415)
     values, clusters, sizes = _clustered_data(rng)
-    out = call(fn, values, clusters, 4000, np.random.default_rng(7))
+    out = call(fn, values, clusters, 4000, cases_rng(7))
     if out is None:
         raise NotImplementedError
     try:
         lo, hi = (float(x) for x in out)
     except (TypeError, ValueError):
         raise Hint(f"return the interval as two numbers (low, high), got {out!r}") from None
-    ref_lo, ref_hi = cluster_bootstrap_interval(values, clusters, n_boot=4000, seed=7)
+    ref_lo, ref_hi = cluster_bootstrap_interval(values, clusters, n_boot=4000,
+                                                seed=cases_rng(7))
     ref_width, width = ref_hi - ref_lo, hi - lo
     if not lo < hi:
         raise Hint(f"low ({lo:.4f}) should be below high ({hi:.4f}): take the 2.5th and 97.5th "
@@ -181,7 +178,7 @@ def check_char_ngrams(fn):
 # chapter 15: macro-F1
 
 def _f1_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1415)
     C = 6
     # uneven classes; class 5 is neither true nor predicted anywhere (its F1 counts as 0)
     y_true = rng.choice(5, size=300, p=[0.5, 0.25, 0.15, 0.07, 0.03])
