@@ -128,7 +128,7 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
     return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)] or [slice(0, 0)]
 
 
-def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
+def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
     Inputs:
@@ -139,6 +139,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
       dropout_p: probability of dropping each attention weight (inverted dropout: the kept
          weights are divided by 1 - dropout_p, so the expectation is unchanged)
       rng: np.random.Generator used for dropout (required when dropout_p > 0)
+      block_bytes: size of the blocks of query rows the scores are computed in (default
+         BLOCK_BYTES); any value gives the same result, only speed and memory change
     Returns out of shape (..., T_q, d_v), cache (a dict; cache["weights"] are the weights used,
     after dropout, of shape (..., T_q, T_k); cache["probs"] the softmax before dropout).
 
@@ -173,7 +175,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
 
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
-    for rows in query_blocks(int(np.prod(lead)), T_q, T_k, q.itemsize):
+    for rows in query_blocks(int(np.prod(lead)), T_q, T_k, q.itemsize, block_bytes):
         w = probs[..., rows, :]                                     # (..., Tb, T_k) a view, filled in place
         np.matmul(qs[..., rows, :], kt, out=w)                      # scores
         if mask is not None:
@@ -199,7 +201,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
     else:
         weights = probs
     cache = {"q": q, "k": k, "v": v, "probs": probs, "weights": weights, "out": out,
-             "dropout_p": dropout_p, "scale": scale}
+             "dropout_p": dropout_p, "scale": scale, "block_bytes": block_bytes}
     return out, cache
 
 
@@ -221,7 +223,7 @@ def attention_backward(dout, cache):
     dv = np.matmul(np.swapaxes(w, -1, -2), dout)                    # (..., T_k, d_v)
     row = np.sum(dout * out, axis=-1, keepdims=True)                # (..., T_q, 1) = rowsum(dP * P)
     vt = np.swapaxes(v, -1, -2)                                     # (..., d_v, T_k) a view
-    blocks = query_blocks(int(np.prod(lead)), T_q, T_k, w.itemsize)
+    blocks = query_blocks(int(np.prod(lead)), T_q, T_k, w.itemsize, cache.get("block_bytes"))
     Tb = blocks[0].stop
     buf = np.empty((*lead, Tb, T_k), dtype=w.dtype)                 # (..., Tb, T_k) reused for every block
     dq = np.empty_like(q)                                           # (..., T_q, d_k)
