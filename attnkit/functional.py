@@ -23,6 +23,8 @@ fully masked row a uniform (wrong) distribution. With -inf the masked weights ar
 exactly zero. A query whose every key is masked has no distribution at all; by
 convention here it gets all-zero weights and a zero output (never nan).
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 __all__ = [
@@ -131,6 +133,48 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
     return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)] or [slice(0, 0)]
 
 
+# Threads. Each product of a (B, h, ...) stack is B*h small BLAS calls, and with several BLAS
+# threads every one of them waits for all the threads; NumPy's elementwise softmax steps run in
+# one thread. Instead, when BLAS has n > 1 threads, the first leading (batch) axis is split into
+# chunks that n Python threads process at once (NumPy releases the GIL inside its loops), each
+# with single-threaded BLAS: products and softmax both run in parallel, and each chunk's scores
+# are still in cache when its softmax reads them. The BLAS thread count is restored afterwards.
+_blas = None
+
+
+def blas_controller():
+    """threadpoolctl's handle on the loaded BLAS libraries, made once."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def run_chunks(fn, lead):
+    """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads."""
+    if not lead:
+        fn(())
+        return
+    n = max([lib["num_threads"] for lib in blas_controller().info()] or [1])
+    size = lead[0]
+    if n == 1 or size == 1:
+        fn(slice(None))
+        return
+    chunks = [slice(i, i + 1) for i in range(size)] if size <= 4 * n else \
+        [slice(i * size // (2 * n), (i + 1) * size // (2 * n)) for i in range(2 * n)]
+    with blas_controller().limit(limits=1), ThreadPoolExecutor(n) as pool:
+        for f in [pool.submit(fn, c) for c in chunks]:
+            f.result()                                              # re-raises a worker's exception
+
+
+def batch_part(mask, bi, n_lead):
+    """The part of a broadcastable (..., T_q, T_k) mask that goes with chunk bi of the first axis."""
+    if bi == () or mask.ndim < n_lead + 2 or mask.shape[0] == 1:
+        return mask                                                 # the first axis is broadcast
+    return mask[bi]
+
+
 def check_qkv(q, k, v):
     """Check the shapes and dtypes of attention's q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v)."""
     q, k, v = require_float(q, "q"), require_float(k, "k"), require_float(v, "v")
@@ -182,23 +226,28 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
 
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
-    for rows in query_blocks(int(np.prod(lead)), T_q, T_k, q.itemsize):
-        w = probs[..., rows, :]                                     # (..., Tb, T_k) a view, filled in place
-        np.matmul(qs[..., rows, :], kt, out=w)                      # scores
-        if mask is not None:
-            mb = mask if mask.shape[-2] == 1 else mask[..., rows, :]
-            np.copyto(w, -np.inf, where=~mb)                        # masked scores -> -inf
-        m = np.max(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
-        if mask is not None:
-            m[~np.isfinite(m)] = 0                                  # fully masked rows stay -inf
-        w -= m                                                      # largest score 0: exp cannot overflow
-        np.exp(w, out=w)                                            # masked entries: exp(-inf) = 0
-        s = np.sum(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
-        if mask is not None:
-            s[s == 0] = np.inf                                      # fully masked row: 0 * (1 / inf) = 0
-        w *= np.reciprocal(s)                                       # (..., Tb, T_k) weights; one divide a row
-        if dropout_p == 0:
-            np.matmul(w, v, out=out[..., rows, :])                  # (..., Tb, d_v) while w is in cache
+
+    def fill(bi):                                                   # one chunk of the first leading axis
+        qc, ktc, vc = qs[bi], kt[bi], v[bi]
+        mc = None if mask is None else batch_part(mask, bi, len(lead))
+        for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize):
+            w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
+            np.matmul(qc[..., rows, :], ktc, out=w)                 # scores
+            if mc is not None:
+                mb = mc if mc.shape[-2] == 1 else mc[..., rows, :]
+                np.copyto(w, -np.inf, where=~mb)                    # masked scores -> -inf
+            m = np.max(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
+            if mc is not None:
+                m[~np.isfinite(m)] = 0                              # fully masked rows stay -inf
+            w -= m                                                  # largest score 0: exp cannot overflow
+            np.exp(w, out=w)                                        # masked entries: exp(-inf) = 0
+            s = np.sum(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
+            if mc is not None:
+                s[s == 0] = np.inf                                  # fully masked row: 0 * (1 / inf) = 0
+            w *= np.reciprocal(s)                                   # (..., Tb, T_k) weights; one divide a row
+            if dropout_p == 0:
+                np.matmul(w, vc, out=out[bi][..., rows, :])         # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, lead)
 
     if dropout_p > 0:
         keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
@@ -227,28 +276,33 @@ def attention_backward(dout, cache):
         raise ValueError(f"dout must have the shape of the attention output {out.shape}, got {dout.shape}")
     dout = dout.astype(w.dtype, copy=False)
     *lead, T_q, T_k = w.shape
-    dv = np.matmul(np.swapaxes(w, -1, -2), dout)                    # (..., T_k, d_v)
-    row = np.sum(dout * out, axis=-1, keepdims=True)                # (..., T_q, 1) = rowsum(dP * P)
-    vt = np.swapaxes(v, -1, -2)                                     # (..., d_v, T_k) a view
-    blocks = query_blocks(int(np.prod(lead)), T_q, T_k, w.itemsize)
-    Tb = blocks[0].stop
-    buf = np.empty((*lead, Tb, T_k), dtype=w.dtype)                 # (..., Tb, T_k) reused for every block
     dq = np.empty_like(q)                                           # (..., T_q, d_k)
     dk = np.zeros_like(k)                                           # (..., T_k, d_k) sums over blocks
-    dk_part = np.empty_like(k) if len(blocks) > 1 else dk           # (..., T_k, d_k)
-    for rows in blocks:
-        ds = buf[..., : rows.stop - rows.start, :]                  # (..., Tb, T_k)
-        np.matmul(dout[..., rows, :], vt, out=ds)                   # dW, the gradient of the weights used
-        if w is probs:                                              # no dropout: dS = P * (dW - row)
-            ds -= row[..., rows, :]
-            ds *= probs[..., rows, :]
-        else:                                                       # dropout: P * dP = W * dW
-            ds *= w[..., rows, :]
-            ds -= probs[..., rows, :] * row[..., rows, :]
-        np.matmul(ds, k, out=dq[..., rows, :])                      # (..., Tb, d_k)
-        np.matmul(np.swapaxes(ds, -1, -2), q[..., rows, :], out=dk_part)  # (..., T_k, d_k)
-        if dk_part is not dk:
-            dk += dk_part
+    dv = np.empty_like(v)                                           # (..., T_k, d_v)
+
+    def grads(bi):                                                  # one chunk of the first leading axis
+        wc, pc, doc, qc, kc = w[bi], probs[bi], dout[bi], q[bi], k[bi]
+        np.matmul(np.swapaxes(wc, -1, -2), doc, out=dv[bi])        # (..., T_k, d_v)
+        row = np.sum(doc * out[bi], axis=-1, keepdims=True)         # (..., T_q, 1) = rowsum(dP * P)
+        vt = np.swapaxes(v[bi], -1, -2)                             # (..., d_v, T_k) a view
+        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, w.itemsize)
+        buf = np.empty((*qc.shape[:-2], blocks[0].stop, T_k), dtype=w.dtype)  # (..., Tb, T_k) reused
+        dkc = dk[bi]                                                # (..., T_k, d_k) a view
+        dk_part = np.empty_like(dkc) if len(blocks) > 1 else dkc    # (..., T_k, d_k)
+        for rows in blocks:
+            ds = buf[..., : rows.stop - rows.start, :]              # (..., Tb, T_k)
+            np.matmul(doc[..., rows, :], vt, out=ds)                # dW, the gradient of the weights used
+            if w is probs:                                          # no dropout: dS = P * (dW - row)
+                ds -= row[..., rows, :]
+                ds *= pc[..., rows, :]
+            else:                                                   # dropout: P * dP = W * dW
+                ds *= wc[..., rows, :]
+                ds -= pc[..., rows, :] * row[..., rows, :]
+            np.matmul(ds, kc, out=dq[bi][..., rows, :])             # (..., Tb, d_k)
+            np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :], out=dk_part)  # (..., T_k, d_k)
+            if dk_part is not dkc:
+                dkc += dk_part
+    run_chunks(grads, lead)
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
@@ -325,9 +379,9 @@ def check_key_mask(key_mask, lead, T_k):
     return np.broadcast_to(key_mask, target)                       # (..., T_k) a view
 
 
-def tile_scores(qs, k, rows, cols, on_diagonal, offset, key_mask):
-    """Scaled scores of one tile with -inf where masked: (..., len(rows), len(cols))."""
-    s = np.matmul(qs[..., rows, :], np.swapaxes(k[..., cols, :], -1, -2))     # (..., bq, bk)
+def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask):
+    """One tile's scores q_i k_j^T (either one pre-scaled), -inf where masked: (..., bq, bk)."""
+    s = np.matmul(q_i, np.swapaxes(k_j, -1, -2))                              # (..., bq, bk)
     if on_diagonal:
         i = np.arange(rows.start, rows.stop)[:, None]                         # (bq, 1)
         j = np.arange(cols.start, cols.stop)[None, :]                         # (1, bk)
@@ -359,7 +413,6 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
         key_mask = check_key_mask(key_mask, lead, T_k)                        # (..., T_k)
     dt = q.dtype.type
     scale = 1.0 / np.sqrt(d_k)
-    qs = q * dt(scale)                                                        # (..., T_q, d_k)
     offset = T_k - T_q
     out = np.zeros((*lead, T_q, d_v), dtype=q.dtype)                          # (..., T_q, d_v)
     lse = np.full((*lead, T_q), -np.inf, dtype=q.dtype)                       # (..., T_q)
@@ -368,11 +421,12 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
         row_tiles = [t for t in tiles if t[0].start == i0]
         rows = row_tiles[0][0]
         bq = rows.stop - rows.start
+        qs_i = q[..., rows, :] * dt(scale)                                    # (..., bq, d_k) scaled once
         m = np.full((*lead, bq, 1), -np.inf, dtype=q.dtype)                   # (..., bq, 1) running max
         l = np.zeros((*lead, bq, 1), dtype=q.dtype)                           # (..., bq, 1) running sum
         acc = np.zeros((*lead, bq, d_v), dtype=q.dtype)                       # (..., bq, d_v) unnormalised
         for _, cols, on_diagonal in row_tiles:
-            p = tile_scores(qs, k, rows, cols, on_diagonal, offset, key_mask)  # (..., bq, bk)
+            p = tile_scores(qs_i, k[..., cols, :], rows, cols, on_diagonal, offset, key_mask)
             m_new = np.maximum(m, np.max(p, axis=-1, keepdims=True))          # (..., bq, 1)
             m_use = np.where(np.isfinite(m_new), m_new, dt(0))                # nothing visible yet: 0
             p -= m_use
@@ -412,8 +466,7 @@ def flash_attention_backward(dout, cache):
     dt = q.dtype.type
     scale, offset, key_mask = cache["scale"], T_k - T_q, cache["key_mask"]
     tiles = flash_tiles(T_q, T_k, cache["block_q"], cache["block_k"], cache["causal"])
-    qs = q * dt(scale)                                                        # (..., T_q, d_k)
-    D = np.sum(dout * out, axis=-1, keepdims=True)                            # (..., T_q, 1)
+    D = np.einsum("...i,...i->...", dout, out)[..., None]                     # (..., T_q, 1) no temporary
     L = np.where(np.isfinite(lse), lse, dt(np.inf))[..., None]                # (..., T_q, 1) unseen: P = 0
     dq = np.zeros_like(q)                                                     # (..., T_q, d_k) sums over key blocks
     dk = np.zeros_like(k)                                                     # (..., T_k, d_k)
@@ -422,9 +475,10 @@ def flash_attention_backward(dout, cache):
         col_tiles = [t for t in tiles if t[1].start == j0]
         cols = col_tiles[0][1]
         k_j, v_j = k[..., cols, :], v[..., cols, :]                           # (..., bk, d_k), (..., bk, d_v)
+        ks_j = k_j * dt(scale)                                                # (..., bk, d_k) scaled once
         dk_j, dv_j = dk[..., cols, :], dv[..., cols, :]                       # views, summed over query blocks
         for rows, _, on_diagonal in col_tiles:
-            p = tile_scores(qs, k, rows, cols, on_diagonal, offset, key_mask)  # (..., bq, bk)
+            p = tile_scores(q[..., rows, :], ks_j, rows, cols, on_diagonal, offset, key_mask)
             p -= L[..., rows, :]
             np.exp(p, out=p)                                                  # (..., bq, bk) P, recomputed
             dv_j += np.matmul(np.swapaxes(p, -1, -2), dout[..., rows, :])     # (..., bk, d_v)
