@@ -1,6 +1,7 @@
 # Attention from Scratch: two commands set everything up on a fresh machine.
 #   make book   build the HTML book into _build/html
-#   make test   everything CI checks (unit tests, notebooks under nbval, book build, HTML check)
+#   make test   everything CI checks (unit tests and notebooks under nbval, the robustness run
+#               of the chapters that train, book build, HTML check)
 # Needs Python 3.11+, make, git, npm (for MathJax) and the package registries.
 
 PYTHON ?= python3
@@ -19,20 +20,34 @@ PAGE ?= book/intro
 # Override with `make test OPENBLAS_NUM_THREADS=2`; the benchmarks use the library defaults.
 OPENBLAS_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS
+# Processes for nbval (pytest-xdist) and the robustness run: one per core of a 2-core machine.
+JOBS ?= 2
+# Chapters whose claims come from training a model (by number): `make test` also runs them with
+# every seed shifted (tests/robustness.py). A new chapter that trains adds its number here.
+TRAINED_CHAPTERS := 11 12 13 14 15 16 17 20
+# Both lists from the last chapter down: the slowest first, so that the jobs finish together.
+TRAINED_NOTEBOOKS = $(shell ls -r $(foreach n,$(TRAINED_CHAPTERS),notebooks/$(n)_*.ipynb))
+ALL_NOTEBOOKS = $(shell ls -r notebooks/*.ipynb)
+ROBUSTNESS_SHIFTS ?= 1 2
 
-.PHONY: help install book test unit notebooks-test html-check lab notebooks screenshot benchmark clean distclean
+.PHONY: help install install-python install-mathjax book test unit notebooks-test robustness html-check lab notebooks screenshot benchmark clean distclean
 .DELETE_ON_ERROR:
 
 help:
 	@echo "make book        build the HTML book (_build/html/index.html)"
 	@echo "make test        everything CI checks"
+	@echo "make unit        the unit tests only (no notebooks; needs no npm)"
+	@echo "make robustness  every notebook executed with its seeds shifted by 1, then 2"
 	@echo "make lab         JupyterLab on the notebooks"
 	@echo "make notebooks   re-execute every notebook in place (fresh kernel, top to bottom)"
 	@echo "make screenshot PAGE=notebooks/01_attention_as_soft_lookup   PNG of a built page in screenshots/"
 	@echo "make benchmark   speed and memory benchmarks"
 	@echo "make clean       remove the built book and screenshots (distclean: also .venv and MathJax)"
 
-install: $(STAMP) $(MATHJAX)
+# Two parts: the Python packages (all the tests and notebooks need) and MathJax (only the book).
+install: install-python install-mathjax
+install-python: $(STAMP)
+install-mathjax: $(MATHJAX)
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is needed, $(PYTHON) is " + sys.version.split()[0] + ": run make PYTHON=python3.11 (or newer)")'
@@ -60,35 +75,43 @@ $(MATHJAX):
 	cp .npm-mathjax/node_modules/mathjax/es5/tex-mml-chtml.js $(MATHJAX_DIR)/
 	rm -rf .npm-mathjax
 
-book: install
+book: $(STAMP) $(MATHJAX)
 	$(BIN)/jupyter-book build . --toc book/_toc.yml $(JB_FLAGS)
 	@echo "Book built: $(CURDIR)/_build/html/index.html"
 
+# Unit tests and every notebook under nbval, spread over $(JOBS) processes (nbval's documented
+# way: --dist loadscope keeps each notebook's cells in order in one worker), then the chapters
+# that train with their seeds shifted, then the book.
 test: install
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests notebooks
+	$(BIN)/python tests/robustness.py --jobs $(JOBS) --shift 1 $(TRAINED_NOTEBOOKS)
 	$(MAKE) book
 	$(MAKE) html-check
 
-unit: install
+unit: $(STAMP)
 	$(BIN)/python -m pytest tests
 
-notebooks-test: install
-	$(BIN)/python -m pytest notebooks
+notebooks-test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope notebooks
+
+# Every notebook with every seed shifted (outputs not compared; every assertion must hold).
+robustness: $(STAMP)
+	$(BIN)/python tests/robustness.py --jobs $(JOBS) $(foreach s,$(ROBUSTNESS_SHIFTS),--shift $(s)) $(ALL_NOTEBOOKS)
 
 # Opens every built page in headless Chromium, offline (installs Debian's chromium when missing).
-html-check: install
+html-check: $(STAMP)
 	$(BIN)/python tests/check_html.py _build/html
 
-lab: install
+lab: $(STAMP)
 	cd notebooks && ../$(BIN)/jupyter lab $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
-notebooks: install
+notebooks: $(STAMP)
 	$(BIN)/python tests/execute_notebooks.py notebooks/*.ipynb
 
 screenshot: book
 	$(BIN)/python tests/check_html.py --screenshot $(PAGE)
 
-benchmark: install
+benchmark: $(STAMP)
 	for b in benchmarks/bench_*.py; do env -u OPENBLAS_NUM_THREADS $(BIN)/python $$b || exit 1; done
 
 clean:
@@ -96,3 +119,27 @@ clean:
 
 distclean: clean
 	rm -rf $(VENV) book/_vendor *.egg-info
+
+# ---------------------------------------------------------------- the in-browser site (lite/)
+# JupyterLite + Pyodide 0.27.7 into _build/html/lite, from pinned, hash-verified inputs
+# (lite/build.py says what is checked; book/setup.md, "Running in the browser", says why).
+# `make lite` builds the site, then the book, whose chapter pages then link to it; `make book`
+# alone builds no site and adds no link. The Pages workflow runs `make lite`.
+LITE_STAMP := $(VENV)/.lite-installed
+.PHONY: lite lite-site lite-test
+
+$(LITE_STAMP): $(STAMP) lite/requirements-lite.txt
+	$(BIN)/python -m pip install --quiet -r lite/requirements-lite.txt
+	touch $(LITE_STAMP)
+
+lite: lite-site
+	$(MAKE) book
+
+lite-site: $(LITE_STAMP)
+	$(BIN)/python lite/build.py
+
+# Chapters 1 and 12 run in headless Chromium (Debian's), offline; screenshots in screenshots/lite/.
+lite-test: $(LITE_STAMP)
+	@test -f _build/html/lite/jupyter-lite.json -a -f _build/html/notebooks/01_attention_as_soft_lookup.html || $(MAKE) lite
+	$(BIN)/python -m pytest -q -o addopts= -p no:cacheprovider lite/test_lite_chapters.py
+	$(BIN)/python tests/check_lite.py

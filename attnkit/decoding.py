@@ -1,4 +1,8 @@
-"""Decoding an encoder-decoder Transformer: greedy search, beam search and the key/value cache.
+"""Decoding an encoder-decoder Transformer: greedy search and beam search.
+
+The searches call the model's own ``decode``, with a cache (``model.make_cache``, a
+models.DecoderCache of one nn.KVCache per attention layer) or on the whole prefix; this module
+holds only the search algorithms.
 
 Shapes: B sentences, k beams per sentence, N rows decoded together (B, or B * k in beam
 search: rows b*k .. b*k + k-1 are the beams of sentence b), S source length, t positions
@@ -29,120 +33,17 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._checks import check_int, is_int
 from .functional import log_softmax
-from .models import Transformer
+from .models import DecoderCache, LayerCache, Transformer  # noqa: F401 (the caches live with the model)
 
-__all__ = ["DecoderCache", "LayerCache", "decoder_step", "greedy_decode", "beam_search", "gnmt_length_penalty",
+__all__ = ["DecoderCache", "LayerCache", "decoder_step", "greedy_decode", "beam_search",
+           "gnmt_length_penalty",
            "sequence_log_probs", "trim_at_eos"]
 
 
 # ----------------------------------------------------------------------------
-# the key/value cache and one decoder step
-
-class LayerCache:
-    """One decoder layer's keys and values while decoding: its self-attention's, one position per step, and its cross-attention's over the memory."""
-
-    def __init__(self, layer, memory, memory_mask, capacity, keep_cross_weights=False):
-        """layer: a DecoderLayer; memory (N, S, d_model), memory_mask (N, 1, 1, S); capacity: positions to hold.
-
-        The self-attention buffers are allocated once at full capacity and filled one position
-        per step: growing them with np.concatenate would copy the whole cache at every step.
-        keep_cross_weights: also keep each step's cross-attention weights, (N, h, capacity, S).
-        """
-        N, S, _ = memory.shape
-        attn = layer.self_attn
-        self.length = 0                                                   # positions filled
-        self.k = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
-        self.v = np.zeros((N, attn.h, capacity, attn.d_k), dtype=memory.dtype)  # (N, h, capacity, d_k)
-        # the memory is the same at every step: its keys and values are projected once
-        self.memory_k, self.memory_v = layer.cross_attn.keys_values(memory)  # (N, h, S, d_k) each
-        self.memory_mask = memory_mask                                    # (N, 1, 1, S)
-        self.cross_weights = (np.zeros((N, attn.h, capacity, S), dtype=memory.dtype)  # (N, h, capacity, S)
-                              if keep_cross_weights else None)
-
-    def append(self, k_new, v_new):
-        """Write the new position's key and value (N, h, 1, d_k); return the keys and values of
-        all positions so far, views of shape (N, h, t + 1, d_k)."""
-        t = self.length
-        self.k[:, :, t] = k_new[:, :, 0]                                  # (N, h, d_k)
-        self.v[:, :, t] = v_new[:, :, 0]                                  # (N, h, d_k)
-        self.length = t + 1
-        return self.k[:, :, :t + 1], self.v[:, :, :t + 1]                 # (N, h, t+1, d_k) each
-
-
-class DecoderCache:
-    """The key/value caches of every decoder layer (LayerCache), filled one position per decoder_step."""
-
-    def __init__(self, model, memory, src_mask, capacity, beam_size=1, keep_cross_weights=False):
-        """model: a Transformer; memory (N, S, d_model) and src_mask (N, 1, 1, S) from model.encode
-        (rows repeated beam_size times for beam search); capacity: the most positions that will
-        be decoded (at most model.config.max_len). keep_cross_weights: record every step's
-        cross-attention weights for alignment plots (see cross_attention_weights).
-
-        Memory: 2 * layers * N * capacity * d_model numbers for self-attention, as much per
-        source position for cross-attention; layers * N * h * capacity * S more for the
-        cross-attention weights if kept.
-        """
-        if not isinstance(model, Transformer):
-            raise TypeError(f"DecoderCache needs an attnkit.models.Transformer, got {type(model).__name__}")
-        c = model.config
-        memory = np.asarray(memory)
-        if memory.ndim != 3 or memory.shape[2] != c.d_model:
-            raise ValueError(f"memory must have shape (N, S, d_model={c.d_model}) as returned by model.encode, "
-                             f"got {memory.shape}")
-        N, S, _ = memory.shape
-        if np.shape(src_mask) != (N, 1, 1, S):
-            raise ValueError(f"src_mask must have shape (N, 1, 1, S) = {(N, 1, 1, S)} to match memory "
-                             f"{memory.shape}, got {np.shape(src_mask)}")
-        if not 1 <= capacity <= c.max_len:
-            raise ValueError(f"capacity must lie in [1, max_len={c.max_len}] (the model's position table), "
-                             f"got {capacity}")
-        if beam_size < 1 or N % beam_size:
-            raise ValueError(f"beam_size={beam_size} must be >= 1 and divide the number of rows N={N}")
-        self.capacity, self.beam_size = capacity, beam_size
-        self.src_mask = src_mask                                          # (N, 1, 1, S)
-        self.keep_cross_weights = keep_cross_weights
-        self.layers = [LayerCache(layer, memory, src_mask, capacity, keep_cross_weights)
-                       for layer in model.decoder.layers]
-
-    @property
-    def num_rows(self):
-        return self.src_mask.shape[0]
-
-    @property
-    def length(self):
-        """Positions decoded so far (t)."""
-        return self.layers[0].length
-
-    def cross_attention_weights(self):
-        """List (one per layer) of the cross-attention weights (N, h, t, S) of the t positions
-        decoded so far (rows follow reorder), the alignments Decoder.attention_weights()["cross"]
-        gives for a whole sequence. Needs keep_cross_weights=True."""
-        if not self.keep_cross_weights:
-            raise ValueError("this cache does not keep cross-attention weights: build it with keep_cross_weights=True")
-        return [c.cross_weights[:, :, :c.length] for c in self.layers]
-
-    def reorder(self, index):
-        """Row r of the cache becomes old row index[r] (N,): beam search keeps the parents' keys and values.
-
-        Only the self-attention keys and values (and the recorded cross-attention weights) move;
-        the memory's are the same for every beam of a sentence, so index must send each row to a
-        row of the same sentence (beam search's parents always are). Cost: a copy of the filled
-        part, O(N t d_model) per layer.
-        """
-        index = np.asarray(index)
-        N, k = self.num_rows, self.beam_size
-        if index.shape != (N,) or not np.issubdtype(index.dtype, np.integer):
-            raise ValueError(f"index must hold N={N} integer row numbers, got shape {index.shape}, dtype {index.dtype}")
-        if np.any(index // k != np.arange(N) // k):
-            raise ValueError(f"reorder may only move rows within a sentence's beam_size={k} rows "
-                             "(the cross-attention keys and values are not reordered)")
-        t = self.length
-        for c in self.layers:
-            for buf in (c.k, c.v, c.cross_weights):
-                if buf is not None:
-                    buf[:, :, :t] = buf[index, :, :t]                     # (N, h, t, d_k or S), gathered rows
-
+# one decoder step: the model's own decode with its cache
 
 def decoder_step(model, cache, new_token_ids):
     """Run the decoder on one new position per row and return that position's logits.
@@ -163,17 +64,7 @@ def decoder_step(model, cache, new_token_ids):
     if ids.shape != (cache.num_rows,) or not np.issubdtype(ids.dtype, np.integer):
         raise ValueError(f"new_token_ids must hold one integer id per cache row, shape ({cache.num_rows},); "
                          f"got shape {ids.shape}, dtype {ids.dtype}")
-    t = cache.length
-    if t >= cache.capacity:
-        raise ValueError(f"the cache is full ({cache.capacity} positions); build it with a larger capacity")
-    x = model.tgt_embed.forward(ids[:, None], offset=t)                  # (N, 1, d_model), position t
-    for layer, layer_cache in zip(model.decoder.layers, cache.layers):
-        x = layer.forward(x, None, kv_cache=layer_cache)                 # (N, 1, d_model)
-        if cache.keep_cross_weights:
-            layer_cache.cross_weights[:, :, t] = layer.cross_attn.attn_weights[:, :, 0]  # (N, h, S)
-    if model.decoder.norm is not None:
-        x = model.decoder.norm.forward(x)                                # (N, 1, d_model)
-    return model.out_proj.forward(x[:, 0])                               # (N, V)
+    return model.decode(ids[:, None], cache.memory, cache.src_mask, cache=cache)[:, 0]   # (N, V)
 
 
 # ----------------------------------------------------------------------------
@@ -193,7 +84,7 @@ def _eval_mode(model):
 def _check_id(value, name, V, allow_none=False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_int(value):
         raise TypeError(f"{name} must be an integer token id, got {value!r}")
     if not 0 <= value < V:
         raise ValueError(f"{name}={value} is not in the target vocabulary [0, {V}); "
@@ -207,12 +98,11 @@ def _check_args(model, bos_id, eos_id, max_len):
     c = model.config
     bos_id = _check_id(bos_id, "bos_id", c.tgt_vocab_size)
     eos_id = _check_id(eos_id, "eos_id", c.tgt_vocab_size, allow_none=True)
-    if isinstance(max_len, bool) or not isinstance(max_len, (int, np.integer)) or max_len < 1:
-        raise ValueError(f"max_len must be a positive integer (the most tokens to generate), got {max_len!r}")
+    max_len = check_int(max_len, "max_len", 1, " (the most tokens to generate)")
     if max_len > c.max_len:
         raise ValueError(f"max_len={max_len} exceeds the model's max_len={c.max_len} (its position table); "
                          f"pass max_len <= {c.max_len}")
-    return bos_id, eos_id, int(max_len)
+    return bos_id, eos_id, max_len
 
 
 def _filler(model, eos_id):
@@ -354,14 +244,14 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
     slot no hypothesis reached has score -inf). L <= max_len is the longest returned hypothesis.
     """
     bos_id, eos_id, max_len = _check_args(model, bos_id, eos_id, max_len)
-    if isinstance(beam_size, bool) or not isinstance(beam_size, (int, np.integer)) or beam_size < 1:
-        raise ValueError(f"beam_size must be a positive integer (1 is greedy search), got {beam_size!r}")
-    if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float, np.integer, np.floating)):
+    k = check_int(beam_size, "beam_size", 1, " (1 is greedy search)")
+    if isinstance(length_penalty, (bool, np.bool_)) or not isinstance(length_penalty, (int, float,
+                                                                                      np.number)):
         raise TypeError(f"length_penalty must be a number alpha >= 0, got {length_penalty!r}")
     alpha = float(length_penalty)
     if not alpha >= 0:
-        raise ValueError(f"length_penalty must be >= 0 (0: plain log-probabilities; 0.6-1 is usual), got {alpha}")
-    k = int(beam_size)
+        raise ValueError(f"length_penalty must be >= 0 (0: plain log-probabilities; 0.6-1 is usual), got "
+                         f"{alpha}")
     filler, banned = _filler(model, eos_id), _banned(model, bos_id, eos_id)
     with _eval_mode(model):
         memory, src_mask = model.encode(src_ids, src_lengths)            # (B, S, d_model), (B, 1, 1, S)
@@ -372,62 +262,82 @@ def beam_search(model, src_ids, bos_id, eos_id, beam_size, max_len, length_penal
         prefix = np.full((B * k, 1), bos_id, dtype=np.int64)             # (B*k, 1) decoder inputs
         beam_scores = np.full((B, k), -np.inf)                           # (B, k) log P of each beam
         beam_scores[:, 0] = 0.0
-        fin_scores = np.full((B, k), -np.inf)                            # (B, k) log P / lp, best first
-        fin_tokens = np.full((B, k, max_len), filler, dtype=np.int64)    # (B, k, max_len)
-        fin_lengths = np.zeros((B, k), dtype=np.int64)                   # (B, k)
+        finished = _Finished(B, k, max_len, filler)
         done = np.zeros(B, dtype=bool)                                   # (B,)
-        rank = np.arange(2 * k)[None, :]                                 # (1, 2k) candidate rank
         for t in range(1, max_len + 1):                                  # t = length of the candidates
             logp = _next_log_probs(model, prefix, memory, src_mask, cache, banned)  # (B*k, V)
-            V = logp.shape[1]
-            cand = (beam_scores[:, :, None] + logp.reshape(B, k, V)).reshape(B, k * V)  # (B, k*V)
-            n_top = min(2 * k, k * V)
-            top = _top_n(cand, n_top)                                    # (B, 2k) best first
-            top_scores = np.take_along_axis(cand, top, axis=1)           # (B, 2k)
-            parent, token = top // V, top % V                            # (B, 2k) each
-            generated = prefix.reshape(B, k, t)[:, :, 1:]                # (B, k, t-1) without BOS
-            cand_tokens = np.concatenate(
-                [np.take_along_axis(generated, parent[:, :, None], axis=1), token[:, :, None]], axis=2)  # (B, 2k, t)
-            is_eos = (token == eos_id) if eos_id is not None else np.zeros_like(token, dtype=bool)     # (B, 2k)
-
-            # 3. set finished hypotheses aside, keeping the k best per sentence
-            ends = is_eos if t < max_len else np.ones_like(is_eos)       # at max_len every candidate ends
-            ends = ends & (rank[:, :n_top] < k) & ~done[:, None]         # (B, 2k)
-            new_scores = np.where(ends, top_scores / gnmt_length_penalty(t, alpha), -np.inf)  # (B, 2k)
-            pad = np.full((B, n_top, max_len - t), filler, dtype=np.int64)
-            pool_scores = np.concatenate([fin_scores, new_scores], axis=1)  # (B, 3k)
-            cand_tokens = np.concatenate([cand_tokens, pad], axis=2)     # (B, 2k, max_len)
-            pool_tokens = np.concatenate([fin_tokens, cand_tokens], axis=1)  # (B, 3k, max_len)
-            pool_lengths = np.concatenate([fin_lengths, np.full((B, n_top), t)], axis=1)  # (B, 3k)
-            best = np.argsort(-pool_scores, axis=1, kind="stable")[:, :k]  # (B, k); ties: older first
-            fin_scores = np.take_along_axis(pool_scores, best, axis=1)   # (B, k)
-            fin_tokens = np.take_along_axis(pool_tokens, best[:, :, None], axis=1)  # (B, k, max_len)
-            fin_lengths = np.take_along_axis(pool_lengths, best, axis=1)  # (B, k)
+            top_scores, parent, token = _candidates(beam_scores, logp, k)  # (B, 2k) each, best first
+            is_eos = (token == eos_id) if eos_id is not None else np.zeros_like(token, dtype=bool)  # (B, 2k)
+            # 3. set finished hypotheses aside (at max_len every candidate ends)
+            ends = is_eos if t < max_len else np.ones_like(is_eos)       # (B, 2k)
+            finished.add(prefix, top_scores, parent, token, ends & ~done[:, None], t, alpha)
             if t == max_len:
                 break
-
             # 4. the k best candidates without EOS become the beams (a stable sort keeps score order)
             keep = np.argsort(is_eos, axis=1, kind="stable")[:, :k]      # (B, k)
             beam_scores = np.take_along_axis(top_scores, keep, axis=1)   # (B, k)
-            rows = (np.arange(B)[:, None] * k + np.take_along_axis(parent, keep, axis=1)).reshape(-1)  # (B*k,)
-            prefix = np.concatenate([prefix[rows], np.take_along_axis(token, keep, axis=1).reshape(-1, 1)],
-                                    axis=1)                              # (B*k, t + 1)
+            # (B*k,)
+            rows = (np.arange(B)[:, None] * k + np.take_along_axis(parent, keep, axis=1)).reshape(-1)
+            new_tokens = np.take_along_axis(token, keep, axis=1).reshape(-1, 1)  # (B*k, 1)
+            prefix = np.concatenate([prefix[rows], new_tokens], axis=1)  # (B*k, t + 1)
             if cache is not None:
                 cache.reorder(rows)
-
             # 5. a sentence is done when no beam can beat its k-th finished hypothesis
             reachable = beam_scores[:, 0] / gnmt_length_penalty(max_len, alpha)  # (B,) beams are sorted
-            done |= fin_scores[:, k - 1] >= reachable
+            done |= finished.scores[:, k - 1] >= reachable
             if done.all():
                 break
-    reached = np.isfinite(fin_scores)                                    # (B, k) slots holding a hypothesis
-    fin_tokens[~reached] = filler
-    lengths = np.where(reached, fin_lengths, 0)                          # (B, k)
-    if return_all:
-        L = max(int(lengths.max()), 1)
-        return fin_tokens[:, :, :L], fin_scores                          # (B, k, L), (B, k)
-    L = max(int(lengths[:, 0].max()), 1)
-    return fin_tokens[:, 0, :L], fin_scores[:, 0]                        # (B, L), (B,)
+    return finished.result(return_all)
+
+
+def _candidates(beam_scores, logp, k):
+    """Step 2 of beam_search: every beam (B, k) extended by every token, logp (B*k, V); the 2k best
+    candidates per sentence -> their scores, parent beams and tokens, each (B, 2k), best first."""
+    B, V = beam_scores.shape[0], logp.shape[1]
+    cand = (beam_scores[:, :, None] + logp.reshape(B, k, V)).reshape(B, k * V)  # (B, k*V)
+    top = _top_n(cand, min(2 * k, k * V))                                # (B, 2k) best first
+    return np.take_along_axis(cand, top, axis=1), top // V, top % V      # (B, 2k) each
+
+
+class _Finished:
+    """Beam search's finished hypotheses: the k best per sentence so far, best first."""
+
+    def __init__(self, B, k, max_len, filler):
+        self.k, self.max_len, self.filler = k, max_len, filler
+        self.scores = np.full((B, k), -np.inf)                           # (B, k) log P / lp
+        self.tokens = np.full((B, k, max_len), filler, dtype=np.int64)   # (B, k, max_len)
+        self.lengths = np.zeros((B, k), dtype=np.int64)                  # (B, k)
+
+    def add(self, prefix, top_scores, parent, token, ends, t, alpha):
+        """Pool the candidates of length t that end (ends (B, 2k), among the k best) with the
+        finished ones and keep the k best; ties keep the older hypothesis first."""
+        B, n_top = token.shape
+        k = self.k
+        generated = prefix.reshape(B, k, t)[:, :, 1:]                    # (B, k, t-1) without BOS
+        cand_tokens = np.concatenate([np.take_along_axis(generated, parent[:, :, None], axis=1),
+                                      token[:, :, None]], axis=2)        # (B, 2k, t)
+        ends = ends & (np.arange(n_top)[None, :] < k)                    # (B, 2k) only the k best
+        new_scores = np.where(ends, top_scores / gnmt_length_penalty(t, alpha), -np.inf)  # (B, 2k)
+        pad = np.full((B, n_top, self.max_len - t), self.filler, dtype=np.int64)
+        pool_scores = np.concatenate([self.scores, new_scores], axis=1)  # (B, 3k)
+        cand_tokens = np.concatenate([cand_tokens, pad], axis=2)         # (B, 2k, max_len)
+        pool_tokens = np.concatenate([self.tokens, cand_tokens], axis=1)  # (B, 3k, max_len)
+        pool_lengths = np.concatenate([self.lengths, np.full((B, n_top), t)], axis=1)  # (B, 3k)
+        best = np.argsort(-pool_scores, axis=1, kind="stable")[:, :k]    # (B, k)
+        self.scores = np.take_along_axis(pool_scores, best, axis=1)      # (B, k)
+        self.tokens = np.take_along_axis(pool_tokens, best[:, :, None], axis=1)  # (B, k, max_len)
+        self.lengths = np.take_along_axis(pool_lengths, best, axis=1)    # (B, k)
+
+    def result(self, return_all):
+        """(tokens (B, k, L), scores (B, k)) if return_all else the best: (B, L), (B,)."""
+        reached = np.isfinite(self.scores)                               # (B, k) slots holding a hypothesis
+        self.tokens[~reached] = self.filler
+        lengths = np.where(reached, self.lengths, 0)                     # (B, k)
+        if return_all:
+            L = max(int(lengths.max()), 1)
+            return self.tokens[:, :, :L], self.scores                    # (B, k, L), (B, k)
+        L = max(int(lengths[:, 0].max()), 1)
+        return self.tokens[:, 0, :L], self.scores[:, 0]                  # (B, L), (B,)
 
 
 # ----------------------------------------------------------------------------
@@ -443,7 +353,8 @@ def sequence_log_probs(model, src_ids, tokens, bos_id, eos_id, src_lengths=None)
     bos_id, eos_id, _ = _check_args(model, bos_id, eos_id, 1)
     tokens = np.asarray(tokens)
     if tokens.ndim != 2 or not np.issubdtype(tokens.dtype, np.integer):
-        raise ValueError(f"tokens must be a (B, L) integer array, got shape {tokens.shape}, dtype {tokens.dtype}")
+        raise ValueError(f"tokens must be a (B, L) integer array, got shape {tokens.shape}, dtype "
+                         f"{tokens.dtype}")
     B, L = tokens.shape
     with _eval_mode(model):
         memory, src_mask = model.encode(src_ids, src_lengths)            # (B, S, d_model)

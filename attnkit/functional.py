@@ -194,7 +194,7 @@ def check_qkv(q, k, v):
     return q, k, v
 
 
-def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
+def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
     Inputs:
@@ -205,6 +205,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
       dropout_p: probability of dropping each attention weight (inverted dropout: the kept
          weights are divided by 1 - dropout_p, so the expectation is unchanged)
       rng: np.random.Generator used for dropout (required when dropout_p > 0)
+      block_bytes: size of the blocks of query rows the scores are computed in (default
+         BLOCK_BYTES); any value gives the same result, only speed and memory change
     Returns out of shape (..., T_q, d_v), cache (a dict; cache["weights"] are the weights used,
     after dropout, of shape (..., T_q, T_k); cache["probs"] the softmax before dropout).
 
@@ -230,7 +232,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
     def fill(bi):                                                   # one chunk of the first leading axis
         qc, ktc, vc = qs[bi], kt[bi], v[bi]
         mc = None if mask is None else batch_part(mask, bi, len(lead))
-        for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize):
+        for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
             w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
             np.matmul(qc[..., rows, :], ktc, out=w)                 # scores
             if mc is not None:
@@ -257,7 +259,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None):
     else:
         weights = probs
     cache = {"q": q, "k": k, "v": v, "probs": probs, "weights": weights, "out": out,
-             "dropout_p": dropout_p, "scale": scale}
+             "dropout_p": dropout_p, "scale": scale, "block_bytes": block_bytes}
     return out, cache
 
 
@@ -285,7 +287,7 @@ def attention_backward(dout, cache):
         np.matmul(np.swapaxes(wc, -1, -2), doc, out=dv[bi])        # (..., T_k, d_v)
         row = np.sum(doc * out[bi], axis=-1, keepdims=True)         # (..., T_q, 1) = rowsum(dP * P)
         vt = np.swapaxes(v[bi], -1, -2)                             # (..., d_v, T_k) a view
-        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, w.itemsize)
+        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, w.itemsize, cache.get("block_bytes"))
         buf = np.empty((*qc.shape[:-2], blocks[0].stop, T_k), dtype=w.dtype)  # (..., Tb, T_k) reused
         dkc = dk[bi]                                                # (..., T_k, d_k) a view
         dk_part = np.empty_like(dkc) if len(blocks) > 1 else dkc    # (..., T_k, d_k)

@@ -13,13 +13,15 @@ non-ignored ones), so averages over several batches can be weighted correctly.
 """
 import numpy as np
 
+from ._checks import is_int
 from .functional import log_softmax, require_float
 
 __all__ = ["CrossEntropyLoss", "MSELoss"]
 
 
 class CrossEntropyLoss:
-    """Mean cross-entropy between softmax(logits) and integer targets, with ignore_index and label smoothing."""
+    """Mean cross-entropy between softmax(logits) and integer targets, with ignore_index and label
+    smoothing."""
 
     def __init__(self, ignore_index=None, label_smoothing=0.0):
         """ignore_index: a target value (such as the padding id) whose positions add nothing to the
@@ -28,11 +30,12 @@ class CrossEntropyLoss:
         uniform ("Rethinking the Inception Architecture for Computer Vision", Szegedy et al. 2016,
         used with eps = 0.1 in "Attention Is All You Need"), the same definition as PyTorch's.
         """
-        if ignore_index is not None and (isinstance(ignore_index, bool)
-                                         or not isinstance(ignore_index, (int, np.integer))):
-            raise TypeError(f"ignore_index must be an int (such as the padding id) or None, got {ignore_index!r}")
+        if ignore_index is not None and not is_int(ignore_index):
+            raise TypeError(f"ignore_index must be an int (such as the padding id) or None, got "
+                            f"{ignore_index!r}")
         if not 0.0 <= float(label_smoothing) <= 1.0:
-            raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}; 0.1 is the usual value")
+            raise ValueError(f"label_smoothing must lie in [0, 1], got {label_smoothing}; 0.1 is the usual "
+                             f"value")
         self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.label_smoothing = float(label_smoothing)
         self.cache = None
@@ -121,7 +124,8 @@ class CrossEntropyLoss:
         self.cache = None                                                 # consumed: one backward per forward
         eps = self.label_smoothing
         V = logp.shape[-1]
-        # the softmax overwrites the cached log-probabilities: saves one (N, V) array, the largest in a language model
+        # the softmax overwrites the cached log-probabilities: saves one (N, V) array, the largest
+        # in a language model
         d = np.exp(logp, out=logp)                                        # (N, V) softmax
         if eps > 0:
             d -= d.dtype.type(eps / V)

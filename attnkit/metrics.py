@@ -1,5 +1,7 @@
 """Evaluation metrics for generated sequences: BLEU (corpus and sentence) and exact match.
 
+For classifiers (at the end): per-class and macro-F1, and a bootstrap over clusters.
+
 BLEU (Papineni et al., 2002) compares a system's hypotheses with reference translations:
 
     BLEU = BP * exp( (1/N) * sum_{n=1..N} log p_n ),        reported as 100 * BLEU
@@ -33,6 +35,8 @@ import math
 from collections import Counter
 from dataclasses import dataclass
 from typing import Sequence
+
+import numpy as np
 
 __all__ = ["BleuScore", "ngram_counts", "bleu_statistics", "bleu_from_statistics", "bleu_score",
            "corpus_bleu", "sentence_bleu", "exact_match"]
@@ -192,3 +196,99 @@ def exact_match(hypotheses: Sequence, references: Sequence) -> float:
         raise ValueError("exact_match of an empty corpus is undefined")
     norm = lambda x: x if isinstance(x, str) else list(x)                  # noqa: E731
     return sum(norm(h) == norm(r) for h, r in zip(hypotheses, references)) / len(hypotheses)
+
+
+# ----------------------------------------------------------------------------
+# classification: macro-F1, and confidence intervals that respect clusters
+#
+# N = number of examples, C = number of classes, G = number of clusters, K = statistics
+
+__all__ += ["f1_per_class", "macro_f1", "cluster_bootstrap", "cluster_bootstrap_interval"]
+
+
+def _labels(y, name):
+    y = np.asarray(y)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be a 1-D array of integer class ids, got shape {y.shape} "
+                         f"and dtype {y.dtype}")
+    return y
+
+
+def f1_per_class(y_true, y_pred, num_classes=None) -> np.ndarray:
+    """F1 = 2 TP / (2 TP + FP + FN) of every class 0..C-1, shape (C,); 0 for a class never true nor predicted.
+
+    ``num_classes`` defaults to 1 + the largest id in either array. Equals scikit-learn's
+    ``f1_score(y_true, y_pred, labels=range(C), average=None, zero_division=0)``.
+    """
+    y_true, y_pred = _labels(y_true, "y_true"), _labels(y_pred, "y_pred")
+    if y_true.shape != y_pred.shape:
+        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must have the same shape")
+    if y_true.size == 0:
+        raise ValueError("F1 of no examples is undefined")
+    if min(y_true.min(), y_pred.min()) < 0:
+        raise ValueError("class ids must be >= 0")
+    C = int(max(y_true.max(), y_pred.max())) + 1 if num_classes is None else int(num_classes)
+    if max(y_true.max(), y_pred.max()) >= C:
+        raise ValueError(f"a class id is >= num_classes={C}; pass the number of classes")
+    tp = np.bincount(y_true[y_true == y_pred], minlength=C)                 # (C,)
+    n_true = np.bincount(y_true, minlength=C)                               # (C,) TP + FN
+    n_pred = np.bincount(y_pred, minlength=C)                               # (C,) TP + FP
+    denom = n_true + n_pred                                                 # (C,) 2TP + FP + FN
+    return np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)          # (C,)
+
+
+def macro_f1(y_true, y_pred, num_classes=None) -> float:
+    """The unweighted mean of the per-class F1 scores: every class counts the same, however small.
+
+    Accuracy is dominated by the large classes; macro-F1 is not. Equals scikit-learn's
+    ``f1_score(..., labels=range(C), average="macro", zero_division=0)``.
+    """
+    return float(np.mean(f1_per_class(y_true, y_pred, num_classes)))
+
+
+def cluster_bootstrap(values, clusters, n_boot=2000, seed=0) -> np.ndarray:
+    """Bootstrap means of ``values`` resampling whole clusters: shape (n_boot,), or (n_boot, K).
+
+    values: (N,) or (N, K) per-example numbers (1/0 for right/wrong, or a difference of two
+    models' right/wrong on the same examples). clusters: (N,) labels (movie ids, say); examples
+    of one cluster are drawn together. Each replicate draws G clusters with replacement from the
+    G clusters and returns the mean over all the examples they hold (a ratio of sums, so large
+    clusters weigh more, as in the plain mean). When examples within a cluster are alike, this
+    spread is wider than the example-level bootstrap's, and the honest one.
+    """
+    from .seeding import make_rng
+
+    v = np.asarray(values, dtype=np.float64)
+    one = v.ndim == 1
+    v = v[:, None] if one else v                                            # (N, K)
+    if v.ndim != 2:
+        raise ValueError(f"values must have shape (N,) or (N, K), got {np.shape(values)}")
+    clusters = np.asarray(clusters)
+    if clusters.shape != (v.shape[0],):
+        raise ValueError(f"clusters must have shape ({v.shape[0]},), one label per value, "
+                         f"got {clusters.shape}")
+    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    _, group = np.unique(clusters, return_inverse=True)                    # (N,)
+    G = int(group.max()) + 1
+    if G < 2:
+        raise ValueError("a cluster bootstrap needs at least 2 clusters")
+    sums = np.zeros((G, v.shape[1]))                                        # (G, K)
+    np.add.at(sums, group, v)
+    sizes = np.bincount(group, minlength=G).astype(np.float64)              # (G,)
+    draw = make_rng(seed).integers(0, G, size=(int(n_boot), G))             # (n_boot, G)
+    means = sums[draw].sum(axis=1) / sizes[draw].sum(axis=1)[:, None]      # (n_boot, K)
+    return means[:, 0] if one else means
+
+
+def cluster_bootstrap_interval(values, clusters, level=0.95, n_boot=2000, seed=0):
+    """A percentile interval (low, high) for the mean of ``values``, resampling whole clusters.
+
+    See :func:`cluster_bootstrap`; ``level`` is the coverage (0.95: the 2.5th and 97.5th
+    percentiles of the bootstrap means). With (N, K) values, low and high have shape (K,).
+    """
+    if not 0 < level < 1:
+        raise ValueError(f"level must be between 0 and 1 (e.g. 0.95), got {level}")
+    means = cluster_bootstrap(values, clusters, n_boot, seed)
+    lo, hi = np.percentile(means, [50 * (1 - level), 50 * (1 + level)], axis=0)
+    return (float(lo), float(hi)) if np.ndim(lo) == 0 else (lo, hi)

@@ -19,25 +19,45 @@ the parameters and inputs.
 Initialization: every weight matrix (Linear, the four projections of MultiHeadAttention, the two
 layers of FeedForward) is Xavier/Glorot uniform, U(-a, a) with a = sqrt(6 / (d_in + d_out));
 biases start at 0; embeddings are N(0, 1/d_model); LayerNorm starts as gamma = 1, beta = 0.
-Random draws come from the ``rng`` (a np.random.Generator) or ``seed`` passed in, else from
-seed 0, so a model built twice is the same model.
+Randomness, two streams:
+  - initialization draws from ``rng`` (a np.random.Generator, shared by the layers of a model so
+    they differ) or ``seed``; with neither, from DEFAULT_SEED = 0. The default is deterministic
+    on purpose (a chapter's cell gives the same numbers on every run), and it means that two
+    layers built without rng or seed are identical: ``Linear(4, 4)`` twice gives the same W.
+    Pass one Generator to several layers to make them differ.
+  - dropout (Dropout, attention dropout) draws from ``dropout_rng``. Unless one is given, it is
+    the initialization Generator, continued after the initial weights (the behaviour the stored
+    chapter outputs were made with); ``seed_dropout(s)`` gives every dropout of a module tree a
+    fresh ``make_rng(s)``, so the next forward replays the same masks (gradient checks).
+Every Generator is made by attnkit.seeding.make_rng, so ATTNKIT_SEED_SHIFT shifts them all.
 """
 import math
 
 import numpy as np
 
 from .functional import attention_backward, attention_forward, require_float, scaled_dot_product_attention
+from ._checks import check_int
 from .seeding import make_rng
 
 __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalEncoding",
-           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "xavier_uniform"]
+           "LayerNorm", "FeedForward", "Dropout", "MultiHeadAttention", "KVCache", "split_heads",
+           "merge_heads", "xavier_uniform",
+           "DEFAULT_SEED"]
+
+
+DEFAULT_SEED = 0   # the seed of a module built with neither rng nor seed (see the module docstring)
 
 
 def _rng(rng=None, seed=None):
-    """A numpy Generator from an existing one, a seed, or (neither given) seed 0 for reproducibility."""
+    """A numpy Generator from an existing one, a seed, or (neither given) DEFAULT_SEED."""
     if rng is not None:
-        return rng
-    return make_rng(0 if seed is None else seed)
+        return make_rng(rng)
+    return make_rng(DEFAULT_SEED if seed is None else seed)
+
+
+def _dropout_rng(dropout_rng, init_rng):
+    """The dropout stream: dropout_rng (a Generator or a seed) if given, else the init Generator."""
+    return init_rng if dropout_rng is None else make_rng(dropout_rng)
 
 
 def xavier_uniform(rng, d_in, d_out, dtype):
@@ -109,7 +129,8 @@ class Module:
         return {name: p.copy() for name, p, _ in self.named_parameters()}
 
     def load_state_dict(self, state):
-        """Copy arrays into the parameters in place; a missing, extra or mis-shaped entry raises ValueError."""
+        """Copy arrays into the parameters in place; a missing, extra or mis-shaped entry raises
+        ValueError."""
         own = {name: p for name, p, _ in self.named_parameters()}
         missing = sorted(set(own) - set(state))
         extra = sorted(set(state) - set(own))
@@ -122,6 +143,22 @@ class Module:
                     f"parameter '{name}' has shape {p.shape} in the model but {value.shape} in the state: "
                     "was it saved from a model with another configuration?")
             p[...] = value
+
+    def modules(self):
+        """This module and every module below it (a module reached twice is listed twice)."""
+        yield self
+        for _, child in self.children():
+            yield from child.modules()
+
+    def seed_dropout(self, seed):
+        """Give every dropout stream in this module tree a fresh make_rng(seed); returns self.
+
+        Calling it before each forward replays the same masks (finite differences with dropout
+        on, comparing two runs). Initial weights are not touched."""
+        for m in self.modules():
+            if hasattr(m, "dropout_rng"):
+                m.dropout_rng = make_rng(seed)
+        return self
 
     def __call__(self, *args, **kwargs):
         return self.forward(*args, **kwargs)
@@ -151,19 +188,37 @@ class ModuleList(Module):
 class Linear(Module):
     """Affine map y = x @ W + b on the last axis; W (d_in, d_out) Xavier uniform, b (d_out,) zeros."""
 
-    def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, d_in, d_out, bias=True, rng=None, seed=None, dtype=np.float32, weight=None):
+        """weight: an initial W (d_in, d_out) to use instead of drawing one (no random draw)."""
         super().__init__()
-        rng = _rng(rng, seed)
         self.d_in, self.d_out = d_in, d_out
-        self.add_param("W", xavier_uniform(rng, d_in, d_out, dtype))   # (d_in, d_out)
+        if weight is None:
+            weight = xavier_uniform(_rng(rng, seed), d_in, d_out, dtype)
+        elif np.shape(weight) != (d_in, d_out):
+            raise ValueError(f"weight must have shape (d_in, d_out) = {(d_in, d_out)}, got "
+                             f"{np.shape(weight)}")
+        self.add_param("W", np.asarray(weight, dtype=dtype))               # (d_in, d_out)
         if bias:
             self.add_param("b", np.zeros(d_out, dtype=dtype))           # (d_out,)
+
+    @classmethod
+    def columns(cls, parent, start, stop):
+        """A Linear computing columns start:stop of parent's output: its W, b and their gradients
+        are views into parent's, so both update the same numbers (fused projections)."""
+        lin = cls.__new__(cls)
+        Module.__init__(lin)
+        lin.d_in, lin.d_out = parent.d_in, stop - start
+        for name in parent.params:
+            cols = (slice(None), slice(start, stop)) if name == "W" else slice(start, stop)
+            lin.params[name], lin.grads[name] = parent.params[name][cols], parent.grads[name][cols]
+        return lin
 
     def forward(self, x):
         """x: (..., d_in) -> (..., d_out)."""
         x = require_float(x, "x")
         if x.shape[-1] != self.d_in:
-            raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape {x.shape}")
+            raise ValueError(f"Linear expects inputs with last dimension d_in={self.d_in}, got shape "
+                             f"{x.shape}")
         self.cache = x
         # one 2-D matmul: numpy runs (B, T, d_in) @ W as B separate small products, ~2x slower
         out = x.reshape(-1, self.d_in) @ self.params["W"]              # (N, d_out)
@@ -198,7 +253,8 @@ class Embedding(Module):
         if ids.size and (ids.min() < 0 or ids.max() >= self.vocab_size):
             bad = ids[(ids < 0) | (ids >= self.vocab_size)]
             raise ValueError(
-                f"token ids must lie in [0, {self.vocab_size}) (the vocabulary size); found {bad[:5].tolist()}")
+                f"token ids must lie in [0, {self.vocab_size}) (the vocabulary size); found "
+                f"{bad[:5].tolist()}")
         self.cache = ids
         return self.params["W"][ids]                                      # (B, T, d_model)
 
@@ -247,7 +303,8 @@ class SinusoidalPositionalEncoding(Module):
 
 
 class LayerNorm(Module):
-    """Normalizes each vector over its last axis to zero mean and unit variance, then scales by gamma (init 1) and shifts by beta (init 0)."""
+    """Normalizes each vector over its last axis to zero mean and unit variance, then scales by gamma (init
+    1) and shifts by beta (init 0)."""
 
     def __init__(self, d_model, eps=1e-5, dtype=np.float32):
         super().__init__()
@@ -291,7 +348,8 @@ def _gelu(x):
 
 
 class FeedForward(Module):
-    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU (tanh form) -> Linear(d_ff, d_model)."""
+    """Position-wise feed-forward network: Linear(d_model, d_ff) -> ReLU or GELU (tanh form) ->
+    Linear(d_ff, d_model)."""
 
     def __init__(self, d_model, d_ff, activation="relu", rng=None, seed=None, dtype=np.float32):
         super().__init__()
@@ -329,11 +387,12 @@ class Dropout(Module):
     """Inverted dropout: in training, zero each entry with probability p and scale the rest by 1/(1-p)."""
 
     def __init__(self, p, rng=None, seed=None):
+        """rng or seed: the dropout stream (default DEFAULT_SEED); see the module docstring."""
         super().__init__()
         if not 0.0 <= p < 1.0:
             raise ValueError(f"dropout probability must be in [0, 1), got {p}")
         self.p = p
-        self.rng = _rng(rng, seed)
+        self.dropout_rng = _rng(rng, seed)
 
     def forward(self, x):
         """x: any shape -> the same shape; the identity in eval mode."""
@@ -341,7 +400,7 @@ class Dropout(Module):
         if not self.training or self.p == 0:
             self.cache = None
             return x
-        keep = self.rng.random(x.shape, dtype=np.float32) >= self.p
+        keep = self.dropout_rng.random(x.shape, dtype=np.float32) >= self.p
         scale = x.dtype.type(1.0 / (1.0 - self.p))
         self.cache = keep * scale                                         # same shape as x
         return x * self.cache
@@ -349,6 +408,18 @@ class Dropout(Module):
     def backward(self, dout):
         """dout: the shape of x -> dx: the gradient flows through the kept entries, scaled alike."""
         return dout if self.cache is None else dout * self.cache
+
+
+def split_heads(x, num_heads):
+    """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
+    B, T, d = x.shape
+    return x.reshape(B, T, num_heads, d // num_heads).transpose(0, 2, 1, 3)  # (B, h, T, d_k)
+
+
+def merge_heads(x):
+    """(B, h, T, d_k) -> (B, T, h d_k): the heads side by side, the inverse of split_heads."""
+    B, h, T, d_k = x.shape
+    return x.transpose(0, 2, 1, 3).reshape(B, T, h * d_k)               # (B, T, d_model)
 
 
 class MultiHeadAttention(Module):
@@ -359,10 +430,13 @@ class MultiHeadAttention(Module):
     Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
-    keys_values) and attend_cached reuses keys and values computed earlier (decoding).
+    keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
+    keeps them in a KVCache (decoding).
     """
 
-    def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32):
+    def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32,
+                 dropout_rng=None):
+        """rng or seed: initialization; dropout_rng: attention dropout (default: rng, continued)."""
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads} "
@@ -370,45 +444,47 @@ class MultiHeadAttention(Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
         rng = _rng(rng, seed)
-        self.d_model, self.h, self.d_k = d_model, num_heads, d_model // num_heads
+        d = self.d_model = d_model
+        self.h, self.d_k = num_heads, d_model // num_heads
         self.dropout, self.bias = dropout, bias
-        self.rng = rng
-        for name in ("q", "k", "v", "o"):
-            self.add_param(f"W_{name}", xavier_uniform(rng, d_model, d_model, dtype))  # (d_model, d_model)
-            if bias:
-                self.add_param(f"b_{name}", np.zeros(d_model, dtype=dtype))           # (d_model,)
+        self.dropout_rng = _dropout_rng(dropout_rng, rng)
+        # W_q, W_k, W_v side by side in one (d, 3d) Linear: self-attention projects its one input
+        # with one matmul; cross-attention uses column views of it (q from x_q, k and v from x_kv)
+        w_qkv = np.concatenate([xavier_uniform(rng, d, d, dtype) for _ in "qkv"], axis=1)  # (d, 3d)
+        self.in_proj = Linear(d, 3 * d, bias=bias, dtype=dtype, weight=w_qkv)
+        self.q_proj, self.k_proj, self.v_proj = (Linear.columns(self.in_proj, i * d, (i + 1) * d)
+                                                 for i in range(3))
+        self.out_proj = Linear(d, d, bias=bias, rng=rng, dtype=dtype)
+        # the parameters under the names checkpoints and chapters use: W_q, b_q, ..., W_o, b_o
+        for name, lin in zip("qkvo", self._projections()):
+            for p in lin.params:
+                self.params[f"{p}_{name}"], self.grads[f"{p}_{name}"] = lin.params[p], lin.grads[p]
         self.attn_weights = None
+
+    def _projections(self):
+        return self.q_proj, self.k_proj, self.v_proj, self.out_proj
+
+    def children(self):
+        # the Linear layers' parameters are this module's own (W_q, ...): list them once, by those names
+        return iter(())
 
     def project(self, x, name):
         """x (..., d_model) @ W_name + b_name, for name "q", "k", "v" or "o" -> (..., d_model)."""
-        # one 2-D matmul: numpy runs (B, T, d) @ W as B separate small products, ~2x slower
-        out = x.reshape(-1, self.d_model) @ self.params[f"W_{name}"]      # (N, d_model), N = B T
-        if self.bias:
-            out += self.params[f"b_{name}"]
-        return out.reshape(x.shape)                                       # (..., d_model)
+        return self._projections()["qkvo".index(name)].forward(x)       # (..., d_model)
 
     def split_heads(self, x):
         """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
-        B, T, _ = x.shape
-        return x.reshape(B, T, self.h, self.d_k).transpose(0, 2, 1, 3)   # (B, h, T, d_k)
+        return split_heads(x, self.h)                                    # (B, h, T, d_k)
 
     def merge_heads(self, x):
         """(B, h, T, d_k) -> (B, T, d_model): the heads side by side, the inverse of split_heads."""
-        B, _, T, _ = x.shape
-        return x.transpose(0, 2, 1, 3).reshape(B, T, self.d_model)       # (B, T, d_model)
-
-    def _w_qkv(self):
-        """W_q, W_k, W_v side by side, (d_model, 3 d_model): three projections of one input, one matmul."""
-        return np.concatenate([self.params["W_q"], self.params["W_k"], self.params["W_v"]], axis=1)
+        return merge_heads(x)                                            # (B, T, d_model)
 
     def project_qkv(self, x):
         """Queries, keys and values of one input (self-attention) in one matmul:
         x (B, T, d_model) -> q, k, v, each (B, h, T, d_k)."""
-        B, T, d = x.shape
-        qkv = x.reshape(B * T, d) @ self._w_qkv()                         # (B T, 3 d_model)
-        if self.bias:
-            qkv += np.concatenate([self.params["b_q"], self.params["b_k"], self.params["b_v"]])
-        return tuple(self.split_heads(y.reshape(B, T, d)) for y in np.split(qkv, 3, axis=1))  # 3 x (B, h, T, d_k)
+        qkv = self.in_proj.forward(x)                                     # (B, T, 3 d_model)
+        return tuple(self.split_heads(y) for y in np.split(qkv, 3, axis=-1))  # 3 x (B, h, T, d_k)
 
     def keys_values(self, x_kv):
         """Keys and values of x_kv (B, T_k, d_model) -> k, v, each (B, h, T_k, d_k): what a
@@ -421,58 +497,62 @@ class MultiHeadAttention(Module):
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
         return x
 
-    def forward(self, x_q, x_kv=None, mask=None):
+    def forward(self, x_q, x_kv=None, mask=None, cache=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
-        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model)."""
+        mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model).
+
+        cache: a KVCache while decoding (inference only: no dropout, no backward). Self-attention
+        appends the keys and values of the T_q new positions and attends over every cached one
+        (mask then covers (T_q, t + T_q): the caller passes the causal part when T_q > 1);
+        cross-attention projects x_kv (the memory) on the first call and reuses it after.
+        """
         x_q = self._check_input(x_q, "x_q")
         self_attn = x_kv is None
         x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        if cache is not None:
+            return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache)
         if self_attn:
             q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
         else:
             q = self.split_heads(self.project(x_q, "q"))                   # (B, h, T_q, d_k)
             k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
         p = self.dropout if self.training else 0.0
-        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.rng)  # (B, h, T_q, d_k)
+        # (B, h, T_q, d_k)
+        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.dropout_rng)
         concat = self.merge_heads(heads)                                   # (B, T_q, d_model)
-        out = self.project(concat, "o")                                    # (B, T_q, d_model)
+        out = self.out_proj.forward(concat)                                # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
+        # the Linear layers keep x_q, x_kv and concat for their backward; named here as well, so
+        # that this layer's cache shows all it holds (the backpropagation chapter counts it)
         self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
+        return out
+
+    def _forward_cached(self, x_q, memory, mask, cache):
+        if not isinstance(cache, KVCache):
+            raise TypeError(f"cache must be an attnkit.nn.KVCache, got {type(cache).__name__}")
+        if memory is None:
+            k, v = cache.append(*self.keys_values(x_q))                    # (B, h, t + T_q, d_k) each
+        else:
+            if cache.k is None:  # the memory is the same at every step
+                cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
+            k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
+        out = self.attend_cached(x_q, k, v, mask=mask)                     # (B, T_q, d_model)
+        cache.record(self.attn_weights, x_q.shape[1])
         return out
 
     def backward(self, dout):
         """dout: (B, T_q, d_model) -> dx for self-attention, or (dx_q, dx_kv) for cross-attention."""
-        x_q, x_kv, self_attn, concat, attn_cache = self.cache
-        d = self.d_model
-        g = self.grads
-        d2 = dout.reshape(-1, d)                                           # (B T_q, d_model)
-        g["W_o"] += concat.reshape(-1, d).T @ d2                           # (d_model, d_model)
-        if self.bias:
-            g["b_o"] += d2.sum(axis=0)
-        dconcat = (d2 @ self.params["W_o"].T).reshape(dout.shape)         # (B, T_q, d_model)
+        _, _, self_attn, _, attn_cache = self.cache
+        dconcat = self.out_proj.backward(dout)                             # (B, T_q, d_model)
         dq, dk, dv = attention_backward(self.split_heads(dconcat), attn_cache)   # (B, h, T, d_k) each
         dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d_model) each
         if self_attn:
             # the three projections read one input: one (d, 3d) weight gradient and one matmul for dx
-            x2 = x_q.reshape(-1, d)                                        # (B T, d_model)
-            dqkv = np.concatenate([dq, dk, dv], axis=-1).reshape(-1, 3 * d)  # (B T, 3 d_model)
-            dW = x2.T @ dqkv                                               # (d_model, 3 d_model)
-            db = dqkv.sum(axis=0)                                          # (3 d_model,)
-            for i, name in enumerate("qkv"):
-                g[f"W_{name}"] += dW[:, i * d:(i + 1) * d]
-                if self.bias:
-                    g[f"b_{name}"] += db[i * d:(i + 1) * d]
-            return (dqkv @ self._w_qkv().T).reshape(x_q.shape)             # (B, T, d_model)
-        for name, x, dy in (("q", x_q, dq), ("k", x_kv, dk), ("v", x_kv, dv)):
-            g[f"W_{name}"] += x.reshape(-1, d).T @ dy.reshape(-1, d)
-            if self.bias:
-                g[f"b_{name}"] += dy.reshape(-1, d).sum(axis=0)
-        dx_q = (dq.reshape(-1, d) @ self.params["W_q"].T).reshape(x_q.shape)  # (B, T_q, d_model)
-        dx_kv = (dk.reshape(-1, d) @ self.params["W_k"].T
-                 + dv.reshape(-1, d) @ self.params["W_v"].T).reshape(x_kv.shape)  # (B, T_k, d_model)
-        return dx_q, dx_kv
+            return self.in_proj.backward(np.concatenate([dq, dk, dv], axis=-1))  # (B, T, d_model)
+        dx_kv = self.k_proj.backward(dk) + self.v_proj.backward(dv)        # (B, T_k, d_model)
+        return self.q_proj.backward(dq), dx_kv                             # (B, T_q, d), (B, T_k, d)
 
     def attend_cached(self, x_q, k, v, mask=None):
         """Inference with keys and values computed earlier (a key/value cache), no dropout, no backward.
@@ -486,3 +566,420 @@ class MultiHeadAttention(Module):
         heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, h, T_q, d_k)
         self.cache = None                                                  # nothing to backpropagate
         return self.project(self.merge_heads(heads), "o")                  # (B, T_q, d_model)
+
+
+class KVCache:
+    """One attention layer's keys and values while decoding, what forward(cache=...) reuses.
+
+    Self-attention (``append``): the keys and values of every position decoded so far, one slot
+    per position. The buffers are allocated once at full capacity and filled in place: growing
+    them with np.concatenate would copy the whole cache at every step. Cross-attention
+    (``set_fixed``): the memory's keys and values, projected once. keep_weights: also keep the
+    attention weights of every query position, (N, h, capacity, T_k), for alignment plots.
+    A decoder-only model, rotary positions (whose offset is ``length``) or a sliding window
+    build on the same object.
+    """
+
+    def __init__(self, capacity, keep_weights=False):
+        self.capacity = check_int(capacity, "capacity", 1, " (the most positions to hold)")
+        self.keep_weights = keep_weights
+        self.k = self.v = None        # (N, h, capacity or S, d_k) once filled
+        self.fixed = False            # True: keys and values of a memory, set once
+        self.length = 0               # key positions held (self-attention: positions decoded)
+        self.queries = 0              # query positions attended so far
+        self.weights = None           # (N, h, capacity, T_k) when keep_weights
+
+    def append(self, k_new, v_new):
+        """Write the keys and values of n new positions, (N, h, n, d_k) each; return those of all
+        positions so far, views of shape (N, h, t + n, d_k)."""
+        if self.fixed:
+            raise ValueError("this cache holds a memory's keys and values (set_fixed); self-attention needs "
+                             "its own")
+        N, h, n, d_k = k_new.shape
+        t = self.length
+        if t + n > self.capacity:
+            raise ValueError(f"the cache is full ({self.capacity} positions); build it with a larger "
+                             f"capacity")
+        if self.k is None:
+            self.k = np.zeros((N, h, self.capacity, d_k), dtype=k_new.dtype)  # (N, h, capacity, d_k)
+            self.v = np.zeros((N, h, self.capacity, d_k), dtype=v_new.dtype)  # (N, h, capacity, d_k)
+        self.k[:, :, t:t + n] = k_new                                     # (N, h, n, d_k)
+        self.v[:, :, t:t + n] = v_new                                     # (N, h, n, d_k)
+        self.length = t + n
+        return self.k[:, :, :t + n], self.v[:, :, :t + n]                 # (N, h, t + n, d_k) each
+
+    def set_fixed(self, k, v):
+        """Keep the keys and values of a memory, (N, h, S, d_k) each, for every later step."""
+        self.k, self.v, self.fixed = k, v, True
+        self.length = k.shape[2]
+
+    def record(self, weights, n):
+        """After attending with n new queries: count them, and keep their weights (N, h, n, T_k) if asked."""
+        t = self.queries
+        if self.keep_weights:
+            if self.weights is None:
+                N, h, _, T_k = weights.shape
+                self.weights = np.zeros((N, h, self.capacity, T_k if self.fixed else self.capacity),
+                                        dtype=weights.dtype)              # (N, h, capacity, T_k)
+            self.weights[:, :, t:t + n, :weights.shape[3]] = weights      # (N, h, n, T_k)
+        self.queries = t + n
+
+    def reorder(self, index, keys=True):
+        """Row r becomes old row index[r] (N,): beam search keeps its parents' keys and values.
+
+        keys=False moves only the recorded weights (a memory's keys and values are the same for
+        every beam of a sentence). Cost: a copy of the filled part."""
+        bufs = [self.weights] + ([self.k, self.v] if keys and not self.fixed else [])
+        for buf in bufs:
+            if buf is not None:
+                t = self.queries if buf is self.weights else self.length
+                buf[:, :, :t] = buf[index, :, :t]                         # (N, h, t, ...), gathered rows
+# ----------------------------------------------------------------------------
+# recurrent layers and the attention that came before the Transformer
+#
+# Shapes: B batch, T time steps (source length S for the keys), d_in input width, H = d_hidden
+# the GRU's state width, d_q query width, d_key key width, d_v value width, d_a the hidden width
+# of the additive score. A mask is boolean, True on real steps (or keys that may be attended).
+
+__all__ += ["GRU", "AdditiveAttention", "BilinearAttention", "masked_softmax", "step_mask"]
+
+
+def _sigmoid(x):
+    """1 / (1 + exp(-x)) written as (1 + tanh(x / 2)) / 2: the same function, no overflow, fewer operations."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def step_mask(B, T, lengths=None, mask=None):
+    """(B, T) bool, True on real steps, from lengths (B,) (a prefix of each row) or a mask (B, T).
+
+    Neither given: every step is real. Raises ValueError on a wrong shape, a length outside
+    [0, T], or both given."""
+    if lengths is not None and mask is not None:
+        raise ValueError("pass lengths or mask, not both: they say the same thing")
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != (B, T) or mask.dtype != bool:
+            raise ValueError(f"mask must be a boolean array of shape (B, T) = {(B, T)} (True on real "
+                             f"steps), got shape {mask.shape}, dtype {mask.dtype}")
+        return mask
+    if lengths is None:
+        return np.ones((B, T), dtype=bool)
+    lengths = np.asarray(lengths)
+    if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
+        raise ValueError(f"lengths must be {B} integers (one per sequence), got shape {lengths.shape}, "
+                         f"dtype {lengths.dtype}")
+    if np.any(lengths < 0) or np.any(lengths > T):
+        raise ValueError(f"every length must lie in [0, T={T}], got {lengths.tolist()}")
+    return np.arange(T)[None, :] < lengths[:, None]                       # (B, T)
+
+
+class GRU(Module):
+    """A single-layer gated recurrent unit (Cho et al. 2014) run over a sequence, with backward through time.
+
+    The gate equations are PyTorch's (torch.nn.GRU), for input x_t and previous state h:
+
+        r = sigmoid(x_t W_ir + b_ir + h W_hr + b_hr)          reset gate
+        z = sigmoid(x_t W_iz + b_iz + h W_hz + b_hz)          update gate
+        n = tanh(x_t W_in + b_in + r * (h W_hn + b_hn))       candidate state
+        h_t = (1 - z) * n + z * h
+
+    The reset gate multiplies the hidden projection *with its bias* b_hn, which is why there are
+    two bias vectors. Parameters, gates side by side in the order r | z | n as in PyTorch:
+        W_ih (d_in, 3H) = weight_ih_l0.T      b_ih (3H,) = bias_ih_l0
+        W_hh (H, 3H)    = weight_hh_l0.T      b_hh (3H,) = bias_hh_l0
+    (transposed because attnkit multiplies from the right, x @ W). Initialization as PyTorch's:
+    every entry U(-1/sqrt(H), 1/sqrt(H)).
+
+    Padding: a step whose mask is False leaves the state unchanged (h_t = h_{t-1}), so a padded
+    row ends in the state after its last real step, whatever the padding, and a reversed padded
+    row (pads first) starts from h0. The step is public (``cell_forward``/``cell_backward``) so
+    that a decoder whose input at step t depends on step t-1 can run it one step at a time.
+    """
+
+    def __init__(self, d_in, d_hidden, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        if d_in < 1 or d_hidden < 1:
+            raise ValueError(f"d_in and d_hidden must be positive, got {d_in} and {d_hidden}")
+        rng = _rng(rng, seed)
+        self.d_in, self.H = d_in, d_hidden
+        a = 1.0 / math.sqrt(d_hidden)
+        H3 = 3 * d_hidden
+        self.add_param("W_ih", rng.uniform(-a, a, (d_in, H3)).astype(dtype))   # (d_in, 3H)
+        self.add_param("W_hh", rng.uniform(-a, a, (d_hidden, H3)).astype(dtype))  # (H, 3H)
+        self.add_param("b_ih", rng.uniform(-a, a, H3).astype(dtype))           # (3H,)
+        self.add_param("b_hh", rng.uniform(-a, a, H3).astype(dtype))           # (3H,)
+
+    # --- the input projection, done for all steps at once when the inputs are known
+
+    def project_input(self, x):
+        """x (..., d_in) -> x @ W_ih + b_ih (..., 3H): the input's share of all three gates."""
+        N = x.reshape(-1, self.d_in)                                      # (N, d_in)
+        return (N @ self.params["W_ih"] + self.params["b_ih"]).reshape(*x.shape[:-1], 3 * self.H)
+
+    def project_input_backward(self, dgx, x):
+        """dgx (..., 3H), x (..., d_in) -> dx (..., d_in); adds dW_ih and db_ih."""
+        d2, x2 = dgx.reshape(-1, 3 * self.H), x.reshape(-1, self.d_in)     # (N, 3H), (N, d_in)
+        self.grads["W_ih"] += x2.T @ d2                                   # (d_in, 3H)
+        self.grads["b_ih"] += d2.sum(axis=0)                              # (3H,)
+        return (d2 @ self.params["W_ih"].T).reshape(x.shape)              # (..., d_in)
+
+    # --- one step
+
+    def cell_forward(self, gx, h, m=None):
+        """One step. gx (B, 3H) the input projection of x_t; h (B, H) the previous state;
+        m (B,) bool or None, False where this step is padding. Returns (h_t (B, H), cache)."""
+        H = self.H
+        gh = h @ self.params["W_hh"] + self.params["b_hh"]                # (B, 3H)
+        rz = _sigmoid(gx[:, :2 * H] + gh[:, :2 * H])                      # (B, 2H) both gates in one call
+        r, z = rz[:, :H], rz[:, H:]                                       # (B, H) each
+        n = np.tanh(gx[:, 2 * H:] + r * gh[:, 2 * H:])                    # (B, H)
+        h_new = n + z * (h - n)                                           # (B, H) = (1 - z) n + z h
+        if m is not None:
+            h_new = np.where(m[:, None], h_new, h)                        # (B, H) pads keep h
+        return h_new, (h, rz, n, gh[:, 2 * H:], m)
+
+    def cell_backward(self, dh_new, cache):
+        """dh_new (B, H), the gradient of h_t -> (dgx (B, 3H), dh (B, H)); adds dW_hh and db_hh."""
+        h, rz, n, ghn, m = cache
+        H = self.H
+        r, z = rz[:, :H], rz[:, H:]                                       # (B, H) each
+        dh_skip = None
+        if m is not None:
+            dh_skip = np.where(m[:, None], 0, dh_new)                     # (B, H) pads pass it on
+            dh_new = np.where(m[:, None], dh_new, 0)                      # (B, H)
+        da_n = dh_new * (1 - z) * (1 - n * n)                             # (B, H) through n's weight and tanh
+        dgx = np.empty((h.shape[0], 3 * H), dtype=da_n.dtype)             # (B, 3H) = [da_r | da_z | da_n]
+        dgx[:, :H] = da_n * ghn                                           # dr
+        dgx[:, H:2 * H] = dh_new * (h - n)                                # dz
+        dgx[:, :2 * H] *= rz * (1 - rz)                                   # through both sigmoids
+        dgx[:, 2 * H:] = da_n
+        dgh = dgx.copy()                                                  # (B, 3H) the same, but
+        dgh[:, 2 * H:] *= r                                               # the reset gate scales h W_hn + b_hn
+        self.grads["W_hh"] += h.T @ dgh                                   # (H, 3H)
+        self.grads["b_hh"] += dgh.sum(axis=0)                             # (3H,)
+        dh = dh_new * z + dgh @ self.params["W_hh"].T                     # (B, H)
+        if dh_skip is not None:
+            dh += dh_skip
+        return dgx, dh
+
+    # --- the whole sequence
+
+    def _check_inputs(self, x, h0):
+        x = require_float(x, "x")
+        if x.ndim != 3 or x.shape[-1] != self.d_in:
+            raise ValueError(f"GRU expects x of shape (B, T, d_in={self.d_in}), got {x.shape}; "
+                             "a single sequence is x[None]")
+        B = x.shape[0]
+        if h0 is None:
+            h0 = np.zeros((B, self.H), dtype=x.dtype)
+        else:
+            h0 = require_float(h0, "h0")
+            if h0.shape != (B, self.H):
+                raise ValueError(f"h0 must have shape (B, H) = {(B, self.H)}, got {h0.shape}")
+        return x, h0
+
+    def forward(self, x, h0=None, lengths=None, mask=None):
+        """x: (B, T, d_in); h0: (B, H) initial state (zeros if None); lengths (B,) or mask (B, T)
+        bool, True on real steps (neither: all real).
+
+        Returns (hs (B, T, H), h_last (B, H)): the state after every step (a padded step repeats
+        the previous state) and the state after the last step."""
+        x, h0 = self._check_inputs(x, h0)
+        B, T, _ = x.shape
+        m = step_mask(B, T, lengths, mask)                                # (B, T)
+        masked = not m.all()
+        gx = self.project_input(x)                                        # (B, T, 3H) one matmul for all steps
+        hs = np.empty((B, T, self.H), dtype=np.result_type(x, self.params["W_hh"]))  # (B, T, H)
+        h, caches = h0, []
+        for t in range(T):
+            h, c = self.cell_forward(gx[:, t], h, m[:, t] if masked else None)  # (B, H)
+            hs[:, t] = h
+            caches.append(c)
+        self.cache = (x, caches)
+        return hs, h
+
+    def backward(self, dhs=None, dh_last=None):
+        """dhs: (B, T, H) gradient of the states, dh_last: (B, H) of the last state (either may be
+        None: no gradient). Returns (dx (B, T, d_in), dh0 (B, H))."""
+        x, caches = self.cache
+        B, T, _ = x.shape
+        dh = np.zeros((B, self.H), dtype=x.dtype) if dh_last is None else dh_last.copy()  # (B, H)
+        dgx = np.empty((B, T, 3 * self.H), dtype=dh.dtype)                # (B, T, 3H)
+        for t in reversed(range(T)):
+            if dhs is not None:
+                dh = dh + dhs[:, t]                                       # (B, H) h_t feeds output t and step t+1
+            dgx[:, t], dh = self.cell_backward(dh, caches[t])             # (B, 3H), (B, H)
+        dx = self.project_input_backward(dgx, x)                          # (B, T, d_in)
+        return dx, dh
+
+
+def masked_softmax(scores, mask=None):
+    """Softmax over the last axis of scores (..., T_k), keys where mask (broadcastable) is False weighted 0.
+
+    Every row needs one key it may attend to: a row with none raises ValueError."""
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.dtype != bool:
+            raise ValueError(f"mask must be boolean (True = may attend), got dtype {mask.dtype}")
+        try:
+            allowed = np.broadcast_to(mask, scores.shape)
+        except ValueError:
+            raise ValueError(f"mask of shape {mask.shape} does not broadcast to the scores "
+                             f"{scores.shape} (..., T_q, T_k); a key mask (B, T_k) needs [:, None]") from None
+        if not allowed.any(axis=-1).all():
+            raise ValueError("a query has no key it may attend to (a mask row is all False): "
+                             "every sequence needs at least one real token")
+        scores = np.where(allowed, scores, -np.inf)
+    w = np.exp(scores - scores.max(axis=-1, keepdims=True))               # (..., T_k), exp(-inf) = 0
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+class _RNNAttention(Module):
+    """What additive and bilinear attention share: keys projected once, then any number of queries.
+
+    forward(query, keys, values, mask) = project_keys, then attend. A decoder whose query at
+    step t is its state after step t-1 projects the keys once and calls attend at every step;
+    ``attend`` returns its cache instead of keeping it, so the decoder can keep one per step.
+    """
+
+    def _check(self, query, keys, values, mask):
+        query, keys = require_float(query, "query"), require_float(keys, "keys")
+        values = keys if values is None else require_float(values, "values")
+        if query.ndim != 3 or query.shape[-1] != self.d_query:
+            raise ValueError(f"query must have shape (B, T_q, d_query={self.d_query}), got {query.shape}")
+        if keys.ndim != 3 or keys.shape[-1] != self.d_key:
+            raise ValueError(f"keys must have shape (B, T_k, d_key={self.d_key}), got {keys.shape}")
+        if values.ndim != 3 or values.shape[:2] != keys.shape[:2] or query.shape[0] != keys.shape[0]:
+            raise ValueError(f"query {query.shape}, keys {keys.shape} and values {values.shape} must share "
+                             "the batch size, and keys and values the length T_k")
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape == keys.shape[:2]:
+                mask = mask[:, None, :]                                   # (B, 1, T_k) a key mask
+        return query, keys, values, mask
+
+    def forward(self, query, keys, values=None, mask=None):
+        """query: (B, T_q, d_query); keys: (B, T_k, d_key); values: (B, T_k, d_v) (None: the keys);
+        mask: bool (B, T_k) or broadcastable to (B, T_q, T_k), True = may attend.
+        Returns the context (B, T_q, d_v); ``weights`` holds the attention weights (B, T_q, T_k)."""
+        query, keys, values, mask = self._check(query, keys, values, mask)
+        kp = self.project_keys(keys)                                      # (B, T_k, *)
+        context, self.weights, c = self.attend(query, kp, values, mask)   # (B, T_q, d_v)
+        self.cache = (keys, c, values is keys)
+        return context
+
+    def backward(self, dcontext):
+        """dcontext: (B, T_q, d_v) -> (dquery, dkeys, dvalues); dvalues is None when values were the keys
+        (its gradient is then included in dkeys)."""
+        keys, c, shared = self.cache
+        dquery, dkp, dvalues = self.attend_backward(dcontext, c)          # (B, T_q, d_q), (B, T_k, *), (B, T_k, d_v)
+        dkeys = self.project_keys_backward(dkp, keys)                     # (B, T_k, d_key)
+        if shared:
+            return dquery, dkeys + dvalues, None
+        return dquery, dkeys, dvalues
+
+    def attend(self, query, kp, values, mask=None):
+        """query (B, T_q, d_query), kp = project_keys(keys), values (B, T_k, d_v), mask broadcastable
+        to (B, T_q, T_k). Returns (context (B, T_q, d_v), weights (B, T_q, T_k), cache)."""
+        s, score_cache = self.score(query, kp)                            # (B, T_q, T_k)
+        w = masked_softmax(s, mask)                                       # (B, T_q, T_k)
+        context = w @ values                                              # (B, T_q, d_v)
+        return context, w, (w, values, score_cache)
+
+    def attend_backward(self, dcontext, cache):
+        """dcontext (B, T_q, d_v) -> (dquery (B, T_q, d_query), dkp, dvalues (B, T_k, d_v))."""
+        w, values, score_cache = cache
+        dvalues = w.transpose(0, 2, 1) @ dcontext                         # (B, T_k, d_v)
+        dw = dcontext @ values.transpose(0, 2, 1)                         # (B, T_q, T_k)
+        ds = w * (dw - np.sum(w * dw, axis=-1, keepdims=True))            # (B, T_q, T_k) softmax backward
+        dquery, dkp = self.score_backward(ds, score_cache)
+        return dquery, dkp, dvalues
+
+
+class AdditiveAttention(_RNNAttention):
+    """Bahdanau's additive attention: score(q, k) = v^T tanh(q W_q + k W_k), softmax over the keys.
+
+    W_q (d_query, d_a), W_k (d_key, d_a) Xavier uniform, v (d_a,) U(-1/sqrt(d_a), 1/sqrt(d_a)).
+    The score is a one-hidden-layer network of the query and the key, so queries and keys may
+    have different widths. ``project_keys`` computes k W_k once per source sentence.
+    """
+
+    def __init__(self, d_query, d_key, d_hidden, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.d_query, self.d_key, self.d_hidden = d_query, d_key, d_hidden
+        self.add_param("W_q", xavier_uniform(rng, d_query, d_hidden, dtype))   # (d_query, d_a)
+        self.add_param("W_k", xavier_uniform(rng, d_key, d_hidden, dtype))     # (d_key, d_a)
+        a = 1.0 / math.sqrt(d_hidden)
+        self.add_param("v", rng.uniform(-a, a, d_hidden).astype(dtype))        # (d_a,)
+        self.weights = None
+
+    def project_keys(self, keys):
+        """keys (B, T_k, d_key) -> keys @ W_k (B, T_k, d_a)."""
+        B, T, _ = keys.shape
+        return (keys.reshape(B * T, -1) @ self.params["W_k"]).reshape(B, T, self.d_hidden)
+
+    def project_keys_backward(self, dkp, keys):
+        """dkp (B, T_k, d_a) -> dkeys (B, T_k, d_key); adds dW_k."""
+        B, T, _ = keys.shape
+        d2 = dkp.reshape(B * T, self.d_hidden)                            # (B T_k, d_a)
+        self.grads["W_k"] += keys.reshape(B * T, -1).T @ d2               # (d_key, d_a)
+        return (d2 @ self.params["W_k"].T).reshape(keys.shape)            # (B, T_k, d_key)
+
+    def score(self, query, kp):
+        """query (B, T_q, d_query), kp (B, T_k, d_a) -> (scores (B, T_q, T_k), cache)."""
+        B, Tq, _ = query.shape
+        qp = (query.reshape(B * Tq, -1) @ self.params["W_q"]).reshape(B, Tq, self.d_hidden)  # (B, T_q, d_a)
+        e = np.tanh(qp[:, :, None, :] + kp[:, None, :, :])                # (B, T_q, T_k, d_a)
+        return e @ self.params["v"], (query, e)                           # (B, T_q, T_k)
+
+    def score_backward(self, ds, cache):
+        """ds (B, T_q, T_k) -> (dquery (B, T_q, d_query), dkp (B, T_k, d_a)); adds dW_q and dv."""
+        query, e = cache
+        B, Tq, _ = query.shape
+        self.grads["v"] += (ds.reshape(1, -1) @ e.reshape(-1, self.d_hidden))[0]  # (d_a,)
+        da = 1 - e * e                                                    # (B, T_q, T_k, d_a) through tanh,
+        da *= self.params["v"]                                            # in place: the largest tensor here
+        da *= ds[..., None]
+        dqp = da.sum(axis=2)                                              # (B, T_q, d_a)
+        dkp = da.sum(axis=1)                                              # (B, T_k, d_a)
+        self.grads["W_q"] += query.reshape(B * Tq, -1).T @ dqp.reshape(B * Tq, -1)  # (d_query, d_a)
+        dquery = (dqp.reshape(B * Tq, -1) @ self.params["W_q"].T).reshape(query.shape)  # (B, T_q, d_query)
+        return dquery, dkp
+
+
+class BilinearAttention(_RNNAttention):
+    """Luong's "general" multiplicative attention: score(q, k) = q W k^T, softmax over the keys.
+
+    W (d_query, d_key) Xavier uniform. Unscaled, as in Luong et al. 2015; with W = I (and
+    d_query = d_key) it is the plain dot product, and dividing by sqrt(d) gives the Transformer's
+    scaled dot product. ``project_keys`` computes k W^T once per source sentence.
+    """
+
+    def __init__(self, d_query, d_key, rng=None, seed=None, dtype=np.float32):
+        super().__init__()
+        rng = _rng(rng, seed)
+        self.d_query, self.d_key = d_query, d_key
+        self.add_param("W", xavier_uniform(rng, d_query, d_key, dtype))         # (d_query, d_key)
+        self.weights = None
+
+    def project_keys(self, keys):
+        """keys (B, T_k, d_key) -> keys @ W^T (B, T_k, d_query)."""
+        B, T, _ = keys.shape
+        return (keys.reshape(B * T, -1) @ self.params["W"].T).reshape(B, T, self.d_query)
+
+    def project_keys_backward(self, dkp, keys):
+        """dkp (B, T_k, d_query) -> dkeys (B, T_k, d_key); adds dW."""
+        B, T, _ = keys.shape
+        d2 = dkp.reshape(B * T, self.d_query)                             # (B T_k, d_query)
+        self.grads["W"] += d2.T @ keys.reshape(B * T, -1)                 # (d_query, d_key)
+        return (d2 @ self.params["W"]).reshape(keys.shape)                # (B, T_k, d_key)
+
+    def score(self, query, kp):
+        """query (B, T_q, d_query), kp (B, T_k, d_query) -> (scores (B, T_q, T_k), cache)."""
+        return query @ kp.transpose(0, 2, 1), (query, kp)                 # (B, T_q, T_k)
+
+    def score_backward(self, ds, cache):
+        """ds (B, T_q, T_k) -> (dquery (B, T_q, d_query), dkp (B, T_k, d_query))."""
+        query, kp = cache
+        return ds @ kp, ds.transpose(0, 2, 1) @ query                     # (B, T_q, d_q), (B, T_k, d_q)

@@ -30,14 +30,16 @@ def _as_pairs(params):
         raise ValueError("got an empty parameter list; pass model.parameters() of a model with parameters")
     for i, pair in enumerate(params):
         if not (isinstance(pair, tuple) and len(pair) == 2):
-            raise TypeError(f"parameter {i} is {type(pair).__name__}, expected a (param, grad) pair of arrays "
+            raise TypeError(f"parameter {i} is {type(pair).__name__}, expected a (param, grad) pair of "
+                            f"arrays "
                             "as returned by model.parameters()")
         p, g = pair
         if not (isinstance(p, np.ndarray) and isinstance(g, np.ndarray)):
             raise TypeError(f"parameter {i}: param and grad must be numpy arrays, got "
                             f"{type(p).__name__} and {type(g).__name__}")
         if not np.issubdtype(p.dtype, np.floating):
-            raise TypeError(f"parameter {i} has dtype {p.dtype}; only floating-point parameters can be trained")
+            raise TypeError(f"parameter {i} has dtype {p.dtype}; only floating-point parameters can be "
+                            f"trained")
         if p.shape != g.shape:
             raise ValueError(f"parameter {i} has shape {p.shape} but its gradient has shape {g.shape}")
     return params
@@ -46,7 +48,8 @@ def _as_pairs(params):
 def _check_positive_step(step):
     """Steps count from 1: return step as an int (or an int array), raising on 0, negatives and fractions."""
     s = np.asarray(step)
-    if not (np.issubdtype(s.dtype, np.integer) or (np.issubdtype(s.dtype, np.floating) and np.all(s == np.round(s)))):
+    whole = np.issubdtype(s.dtype, np.floating) and np.all(s == np.round(s))
+    if not (np.issubdtype(s.dtype, np.integer) or whole):
         raise TypeError(f"a schedule takes whole step numbers, got {step!r}")
     if np.any(s < 1):
         raise ValueError(f"steps are counted from 1 (the first optimizer step is step 1), got {step!r}")
@@ -90,7 +93,8 @@ class Optimizer:
 
     def __repr__(self):
         hp = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.hyperparameters)
-        return f"{type(self).__name__}({hp}, {len(self.params)} parameter arrays, step_count={self.step_count})"
+        return (f"{type(self).__name__}({hp}, {len(self.params)} parameter arrays, "
+                f"step_count={self.step_count})")
 
     def state_dict(self):
         """A flat {name: array or number} dict, ready for np.savez: the optimizer type, step count,
@@ -109,7 +113,8 @@ class Optimizer:
         kind = str(np.asarray(state.get("type", "")))
         if kind != type(self).__name__:
             raise ValueError(f"this {type(self).__name__} cannot load a state saved by "
-                             f"{kind or 'an unknown optimizer'}: load it into an optimizer of the type that saved it")
+                             f"{kind or 'an unknown optimizer'}: load it into an optimizer of the type that "
+                             f"saved it")
         expected = {f"{name}.{i}" for name, arrays in self.buffers.items() for i in range(len(arrays))}
         found = {k for k in state if "." in k}
         if expected != found:
@@ -121,7 +126,8 @@ class Optimizer:
             for i, a in enumerate(arrays):
                 value = np.asarray(state[f"{name}.{i}"])
                 if value.shape != a.shape:
-                    raise ValueError(f"optimizer buffer '{name}.{i}' has shape {value.shape} in the state but "
+                    raise ValueError(f"optimizer buffer '{name}.{i}' has shape {value.shape} in the state "
+                                     f"but "
                                      f"parameter {i} has shape {a.shape}: was it saved for another model?")
         for name, arrays in self.buffers.items():
             for i, a in enumerate(arrays):
@@ -157,7 +163,7 @@ class SGD(Optimizer):
         self.step_count += 1
         for (p, g), v in zip(self.params, self.buffers["velocity"]):
             if self.weight_decay:
-                g = g + p.dtype.type(self.weight_decay) * p               # a new array: grads stay as they were
+                g = g + p.dtype.type(self.weight_decay) * p  # a new array: grads stay as they were
             if self.momentum:
                 v *= p.dtype.type(self.momentum)
                 v += g
@@ -166,7 +172,8 @@ class SGD(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam ("Adam: A Method for Stochastic Optimization", Kingma and Ba 2015), L2 decay added to the gradient."""
+    """Adam ("Adam: A Method for Stochastic Optimization", Kingma and Ba 2015), L2 decay added to the
+    gradient."""
 
     hyperparameters = ("lr", "betas", "eps", "weight_decay")
 
@@ -218,7 +225,8 @@ class Adam(Optimizer):
 
 
 class AdamW(Adam):
-    """AdamW: Adam with decoupled weight decay ("Decoupled Weight Decay Regularization", Loshchilov and Hutter 2019)."""
+    """AdamW: Adam with decoupled weight decay ("Decoupled Weight Decay Regularization", Loshchilov and
+    Hutter 2019)."""
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.01):
         """Each step first shrinks the weights, then takes an Adam step on the raw gradient:
@@ -243,10 +251,24 @@ class AdamW(Adam):
 # learning-rate schedules: callables step -> lr, steps counted from 1.
 # They also accept an array of steps (for plotting) and return an array.
 
+def _set(obj, name, value):
+    object.__setattr__(obj, name, value)   # frozen dataclass: normalize a field in __post_init__
+
+
+def _check_lr(value, name):
+    value = float(value)
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    return value
+
+
 @dataclass(frozen=True)
 class ConstantSchedule:
     """The same learning rate at every step."""
     lr: float   # the learning rate
+
+    def __post_init__(self):
+        _set(self, "lr", _check_lr(self.lr, "lr"))
 
     def __call__(self, step):
         s = _check_positive_step(step)
@@ -256,10 +278,25 @@ class ConstantSchedule:
 
 @dataclass(frozen=True)
 class NoamSchedule:
-    """Linear warmup then decay as 1/sqrt(step), from "Attention Is All You Need" (Vaswani et al. 2017)."""
+    """Linear warmup then decay as 1/sqrt(step), from "Attention Is All You Need" (Vaswani et al. 2017).
+
+    lr = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5): it rises linearly for
+    `warmup` steps, peaks at step == warmup, then decays as 1/sqrt(step). The paper used
+    d_model = 512, warmup = 4000 (peak about 7e-4) with Adam(betas=(0.9, 0.98), eps=1e-9).
+    """
     d_model: int      # model width; larger models get smaller steps
     warmup: int       # steps of linear increase; the peak is at step == warmup
     factor: float = 1.0   # overall multiplier
+
+    def __post_init__(self):
+        if self.d_model < 1 or self.warmup < 1:
+            raise ValueError(f"noam_schedule needs d_model >= 1 and warmup >= 1, got d_model={self.d_model}, "
+                             f"warmup={self.warmup}")
+        if self.factor <= 0:
+            raise ValueError(f"factor must be > 0, got {self.factor}")
+        _set(self, "d_model", int(self.d_model))
+        _set(self, "warmup", int(self.warmup))
+        _set(self, "factor", float(self.factor))
 
     def __call__(self, step):
         """lr = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5)."""
@@ -275,17 +312,32 @@ class NoamSchedule:
 
 @dataclass(frozen=True)
 class CosineSchedule:
-    """Linear warmup to peak_lr, then half a cosine down to min_lr at total_steps (and min_lr after)."""
+    """Linear warmup to peak_lr, then half a cosine down to min_lr at total_steps (and min_lr after).
+
+    Warmup goes from peak_lr / warmup (step 1) to peak_lr (step == warmup)."""
     peak_lr: float      # learning rate at step == warmup
     warmup: int         # steps of linear warmup (0: start at the peak)
     total_steps: int    # the step at which min_lr is reached
     min_lr: float = 0.0   # floor at the end of the decay
 
+    def __post_init__(self):
+        if self.warmup < 0 or self.total_steps <= self.warmup:
+            raise ValueError(f"cosine_schedule needs 0 <= warmup < total_steps, got warmup={self.warmup}, "
+                             f"total_steps={self.total_steps}")
+        if not 0.0 <= self.min_lr <= self.peak_lr:
+            raise ValueError(f"cosine_schedule needs 0 <= min_lr <= peak_lr, got min_lr={self.min_lr}, "
+                             f"peak_lr={self.peak_lr}")
+        _set(self, "peak_lr", float(self.peak_lr))
+        _set(self, "warmup", int(self.warmup))
+        _set(self, "total_steps", int(self.total_steps))
+        _set(self, "min_lr", float(self.min_lr))
+
     def __call__(self, step):
         """step <= warmup: peak_lr * step / warmup;
         after: min_lr + (peak_lr - min_lr) * (1 + cos(pi * progress)) / 2,
         progress = (step - warmup) / (total_steps - warmup), clipped to [0, 1]
-        ("SGDR: Stochastic Gradient Descent with Warm Restarts", Loshchilov and Hutter 2017, without restarts)."""
+        ("SGDR: Stochastic Gradient Descent with Warm Restarts", Loshchilov and Hutter 2017,
+        without restarts)."""
         s = _check_positive_step(step)
         warm = self.peak_lr * s / max(self.warmup, 1)
         progress = np.clip((s - self.warmup) / (self.total_steps - self.warmup), 0.0, 1.0)
@@ -294,35 +346,10 @@ class CosineSchedule:
         return float(out) if out.ndim == 0 else out
 
 
-def constant_schedule(lr):
-    """A schedule (step -> lr) that always returns lr."""
-    if not (math.isfinite(lr) and lr >= 0):
-        raise ValueError(f"lr must be a finite number >= 0, got {lr}")
-    return ConstantSchedule(float(lr))
-
-
-def noam_schedule(d_model, warmup, factor=1.0):
-    """The schedule of "Attention Is All You Need": lr = factor * d_model^-0.5 * min(step^-0.5, step * warmup^-1.5).
-
-    It rises linearly for `warmup` steps, peaks at step == warmup, then decays as 1/sqrt(step).
-    The paper used d_model = 512, warmup = 4000 (peak about 7e-4) with Adam(betas=(0.9, 0.98), eps=1e-9).
-    """
-    if d_model < 1 or warmup < 1:
-        raise ValueError(f"noam_schedule needs d_model >= 1 and warmup >= 1, got d_model={d_model}, warmup={warmup}")
-    if factor <= 0:
-        raise ValueError(f"factor must be > 0, got {factor}")
-    return NoamSchedule(int(d_model), int(warmup), float(factor))
-
-
-def cosine_schedule(peak_lr, warmup, total_steps, min_lr=0.0):
-    """Linear warmup from peak_lr / warmup (step 1) to peak_lr (step == warmup), cosine decay to
-    min_lr at step == total_steps, min_lr afterwards."""
-    if warmup < 0 or total_steps <= warmup:
-        raise ValueError(f"cosine_schedule needs 0 <= warmup < total_steps, got warmup={warmup}, "
-                         f"total_steps={total_steps}")
-    if not 0.0 <= min_lr <= peak_lr:
-        raise ValueError(f"cosine_schedule needs 0 <= min_lr <= peak_lr, got min_lr={min_lr}, peak_lr={peak_lr}")
-    return CosineSchedule(float(peak_lr), int(warmup), int(total_steps), float(min_lr))
+# the lower-case names the chapters use: the classes themselves (which check their arguments)
+constant_schedule = ConstantSchedule
+noam_schedule = NoamSchedule
+cosine_schedule = CosineSchedule
 
 
 # ----------------------------------------------------------------------------
@@ -346,7 +373,8 @@ def clip_grad_norm(params, max_norm):
     caller can see it; scaling by it would turn every gradient into nan.
     """
     if not max_norm > 0:
-        raise ValueError(f"max_norm must be > 0, got {max_norm}; to disable clipping, do not call clip_grad_norm")
+        raise ValueError(f"max_norm must be > 0, got {max_norm}; to disable clipping, do not call "
+                         f"clip_grad_norm")
     params = _as_pairs(params)
     total = global_grad_norm(params)
     if math.isfinite(total) and total > max_norm:

@@ -7,12 +7,14 @@ copying the other's code.
 """
 import itertools
 
+from .data.text import pad_batch
+from .decoding import beam_search, greedy_decode
 from .losses import CrossEntropyLoss
 from .models import Transformer, TransformerConfig
 from .optim import Adam, cosine_schedule
 from .train import evaluate, train
 
-__all__ = ["make_translator", "train_translator"]
+__all__ = ["make_translator", "train_translator", "source_batch", "translate"]
 
 
 def make_translator(task, seed=0):
@@ -51,3 +53,26 @@ def train_translator(task, steps, seed=0, batch_size=64, peak_lr=3e-3, label_smo
                     eval_every=eval_every, eval_fn=eval_fn, progress=progress)
     model.eval()
     return model, history
+
+
+def source_batch(task, pairs):
+    """Padded source ids (B, S) int64 of a list of (source, target) pairs, padded with the
+    source vocabulary's pad_id to the longest source."""
+    src_ids, _ = task.encode(pairs)
+    return pad_batch(src_ids, task.src_vocab.pad_id)[0]                 # (B, S)
+
+
+def translate(model, task, pairs, beam_size=None, max_len=40, **kwargs):
+    """Decode the sources of pairs: greedy search (beam_size None) or beam search.
+
+    Returns (outputs, tokens, scores): outputs a list of B target token lists (cut at EOS,
+    special tokens removed), tokens (B, L) and scores (B,) as greedy_decode / beam_search
+    return them. kwargs go to the search (length_penalty, use_cache, ...).
+    """
+    src = source_batch(task, pairs)                                      # (B, S)
+    bos, eos = task.tgt_vocab.bos_id, task.tgt_vocab.eos_id
+    if beam_size is None:
+        tokens, scores = greedy_decode(model, src, bos, eos, max_len, **kwargs)
+    else:
+        tokens, scores = beam_search(model, src, bos, eos, beam_size, max_len, **kwargs)
+    return [task.tgt_vocab.decode(row) for row in tokens], tokens, scores

@@ -129,16 +129,7 @@ def train(model, loss_fn, optimizer, batches, num_steps=None, schedule=None, cli
     """
     from tqdm import tqdm   # tqdm.auto would need ipywidgets in notebooks
 
-    if num_steps is not None and (int(num_steps) != num_steps or num_steps < 1):
-        raise ValueError(f"num_steps must be a positive integer (or None for one pass over batches), got {num_steps!r}")
-    if clip_norm is not None and not clip_norm > 0:
-        raise ValueError(f"clip_norm must be > 0 or None, got {clip_norm}")
-    if (eval_every is None) != (eval_fn is None):
-        raise ValueError("pass eval_every and eval_fn together (or neither)")
-    if eval_every is not None and (int(eval_every) != eval_every or eval_every < 1):
-        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
-    if int(start_step) != start_step or start_step < 1:
-        raise ValueError(f"start_step counts from 1, got {start_step!r}")
+    _check_train_args(num_steps, clip_norm, eval_every, eval_fn, start_step)
     params = model.parameters()
     history = History() if history is None else history
     if num_steps is None and hasattr(batches, "__len__"):
@@ -163,24 +154,9 @@ def train(model, loss_fn, optimizer, batches, num_steps=None, schedule=None, cli
                                   "training stopped there", stacklevel=2)
                 break
             step += 1
-            inputs, targets = _split_batch(batch, step)
             if schedule is not None:
                 optimizer.lr = schedule(step)
-            logits = model.forward(*inputs)
-            loss = loss_fn.forward(logits, targets)
-            if not math.isfinite(loss):
-                raise FloatingPointError(f"the loss is {loss} at step {step} (lr={optimizer.lr:.3g}): training "
-                                         "diverged. Lower the learning rate, add warmup or clip gradients.")
-            model.zero_grad()   # every gradient, also of parameters the optimizer does not update
-            model.backward(loss_fn.backward())
-            if clip_norm is not None:
-                norm = clip_grad_norm(params, clip_norm)
-            else:
-                norm = global_grad_norm(params)
-            if not math.isfinite(norm):
-                raise FloatingPointError(f"the gradient norm is {norm} at step {step} (loss {loss:.4g}): "
-                                         "a backward pass overflowed. Lower the learning rate or clip gradients.")
-            optimizer.step()
+            loss, norm = _step(model, loss_fn, optimizer, params, batch, step, clip_norm)
             done += 1
             history.step.append(step)
             history.loss.append(loss)
@@ -198,6 +174,38 @@ def train(model, loss_fn, optimizer, batches, num_steps=None, schedule=None, cli
         model.train(was_training)
         history.seconds += time.perf_counter() - t0
     return history
+
+
+def _check_train_args(num_steps, clip_norm, eval_every, eval_fn, start_step):
+    if num_steps is not None and (int(num_steps) != num_steps or num_steps < 1):
+        raise ValueError(f"num_steps must be a positive integer (or None for one pass over batches), "
+                         f"got {num_steps!r}")
+    if clip_norm is not None and not clip_norm > 0:
+        raise ValueError(f"clip_norm must be > 0 or None, got {clip_norm}")
+    if (eval_every is None) != (eval_fn is None):
+        raise ValueError("pass eval_every and eval_fn together (or neither)")
+    if eval_every is not None and (int(eval_every) != eval_every or eval_every < 1):
+        raise ValueError(f"eval_every must be a positive integer, got {eval_every!r}")
+    if int(start_step) != start_step or start_step < 1:
+        raise ValueError(f"start_step counts from 1, got {start_step!r}")
+
+
+def _step(model, loss_fn, optimizer, params, batch, step, clip_norm):
+    """One training step (the order in the module docstring); returns (loss, gradient norm before
+    clipping)."""
+    inputs, targets = _split_batch(batch, step)
+    loss = loss_fn.forward(model.forward(*inputs), targets)
+    if not math.isfinite(loss):
+        raise FloatingPointError(f"the loss is {loss} at step {step} (lr={optimizer.lr:.3g}): training "
+                                 "diverged. Lower the learning rate, add warmup or clip gradients.")
+    model.zero_grad()   # every gradient, also of parameters the optimizer does not update
+    model.backward(loss_fn.backward())
+    norm = clip_grad_norm(params, clip_norm) if clip_norm is not None else global_grad_norm(params)
+    if not math.isfinite(norm):
+        raise FloatingPointError(f"the gradient norm is {norm} at step {step} (loss {loss:.4g}): "
+                                 "a backward pass overflowed. Lower the learning rate or clip gradients.")
+    optimizer.step()
+    return loss, norm
 
 
 def _run_eval(eval_fn, model, step):

@@ -329,3 +329,44 @@ def test_surnames_split_is_stratified_disjoint_and_seeded():
     assert surnames.load_surnames(seed=0).test.names == split.test.names
     assert surnames.load_surnames(seed=1).test.names != split.test.names
     assert "Icelandic" not in split.languages and "Zulu" not in split.languages
+
+
+def test_variant_pairs_rule_by_hand():
+    names = ["Kowalski", "Kowalska", "Ivanov", "Ivanova", "Tatar", "Tatarova", "Smith", "Ivanova"]
+    labels = [0, 0, 1, 1, 2, 2, 3, 2]        # the last Ivanova is of another language: no pair
+    pairs = surnames.variant_pairs(names, labels)
+    assert pairs == [(0, 1), (2, 3), (4, 5)]
+    groups = surnames.variant_groups(names, labels)
+    assert groups[0] == groups[1] and groups[2] == groups[3] and groups[4] == groups[5]
+    assert len(set(groups)) == 5
+    assert surnames.variant_pairs(["Abov", "Abova"], [0, 0]) == []     # stem "Ab" too short
+
+
+def test_grouped_surname_split_keeps_variants_together():
+    split = surnames.load_surnames(seed=0)                  # group_variants=True by default
+    loose = surnames.load_surnames(seed=0, group_variants=False)
+
+    def straddling(s):
+        parts = (s.train, s.valid, s.test)
+        names = [n for p in parts for n in p.names]
+        labels = np.concatenate([p.labels for p in parts])
+        part = np.repeat([0, 1, 2], [len(p) for p in parts])
+        pairs = surnames.variant_pairs(names, labels)
+        return len(pairs), sum(part[i] != part[j] for i, j in pairs)
+
+    n_pairs, n_straddle = straddling(loose)
+    assert n_pairs > 300 and n_straddle > 50                # name by name, many pairs straddle
+    assert straddling(split) == (n_pairs, 0)                # grouped: none
+    assert abs(len(split.test) - len(loose.test)) < 20      # still about 10% per part
+
+
+def test_char_ngrams_match_sklearn_char_wb():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    analyzer = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4),
+                               lowercase=False).build_analyzer()
+    for name in ["Van Dyk", "O Neill", "Li", "a", "Kowalski", "de la Cruz"]:
+        mine = [g for n in range(1, 5) for g in surnames.char_ngrams(name, n)]
+        assert sorted(mine) == sorted(analyzer(name)), name
+    assert surnames.char_ngrams("Van Dyk", 3) == [" Va", "Van", "an ", " Dy", "Dyk", "yk "]
+    with pytest.raises(ValueError, match="positive integer"):
+        surnames.char_ngrams("Li", 0)

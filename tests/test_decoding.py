@@ -114,12 +114,26 @@ def test_cached_cross_attention_weights_equal_full_decode(norm_first):
         DecoderCache(model, memory, src_mask, capacity=6).cross_attention_weights()
 
 
-def test_cached_layer_step_takes_one_position():
-    model = make_model(False)
-    memory, src_mask = model.encode(np.full((1, 3), 5))
-    cache = DecoderCache(model, memory, src_mask, capacity=4)
-    with pytest.raises(ValueError, match="one new position"):
-        model.decoder.layers[0].forward(np.zeros((1, 2, model.config.d_model)), None, kv_cache=cache.layers[0])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_cached_prefill_then_steps_equals_full_decode(norm_first):
+    """decode(cache=...) on several positions at once (prefill, with the causal mask at the cache's
+    offset), then one position at a time, gives the logits of the whole prefix decoded at once."""
+    model = make_model(norm_first)
+    rng = np.random.default_rng(2)
+    memory, src_mask = model.encode(rng.integers(3, V, size=(2, 5)))
+    tgt = rng.integers(3, V, size=(2, 7))
+    full = model.decode(tgt, memory, src_mask)                       # (2, 7, V)
+    cache = model.make_cache(memory, src_mask, capacity=8)
+    first = model.decode(tgt[:, :4], memory, src_mask, cache=cache)  # (2, 4, V) positions 0..3
+    second = model.decode(tgt[:, 4:6], memory, src_mask, cache=cache)  # (2, 2, V) positions 4, 5
+    last = decoder_step(model, cache, tgt[:, 6])                     # (2, V) position 6
+    got = np.concatenate([first, second, last[:, None]], axis=1)     # (2, 7, V)
+    np.testing.assert_allclose(got, full, rtol=0, atol=1e-10)
+    assert cache.length == 7
+    with pytest.raises(ValueError, match="cache is full"):
+        model.decode(tgt[:, :2], memory, src_mask, cache=cache)
+    with pytest.raises(ValueError, match="tgt_lengths"):
+        model.decode(tgt[:, :1], memory, src_mask, tgt_lengths=[1, 1], cache=cache)
 
 
 def test_reorder_gathers_parents_rows():

@@ -8,7 +8,7 @@ from attnkit.exercises.backprop import (check_attention_backward, check_encoder_
                                         check_transformer_shapes)
 from attnkit.models import EncoderLayer
 
-from exercise_asserts import fails_with, passes
+from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 # ---------------------------------------------------------------- softmax backward

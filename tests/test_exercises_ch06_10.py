@@ -8,7 +8,7 @@ from attnkit.exercises.layers import (check_attention_dropout, check_embed_input
                                       check_inverted_dropout, check_layer_norm, check_pre_ln_residual)
 from attnkit.exercises.masking import check_causal_mask, check_combined_mask, check_masked_softmax
 
-from exercise_asserts import fails_with, passes
+from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 # ---------------------------------------------------------------- chapter 6: layer norm

@@ -8,7 +8,7 @@ import pytest
 from attnkit.exercises.training import check_clip_grad_norm, check_noam_schedule
 from attnkit.optim import clip_grad_norm, noam_schedule
 
-from exercise_asserts import fails_with, passes
+from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
 
 
 # ---------------------------------------------------------------- the noam schedule

@@ -383,17 +383,17 @@ def test_bad_mask_arguments():
 
 @pytest.mark.parametrize("name", ["batch_heads", "causal", "padding", "cross", "full_mask"])
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
-def test_attention_in_blocks_of_query_rows_matches_one_block(name, dropout_p, monkeypatch):
+def test_attention_in_blocks_of_query_rows_matches_one_block(name, dropout_p):
     qs, ks, vs, mask = CASES[name]
     rng = np.random.default_rng(17)
     q, k, v = randn(rng, *qs), randn(rng, *ks), randn(rng, *vs)
     dout = randn(rng, *q.shape[:-1], v.shape[-1])
-    run = lambda: attention_forward(q, k, v, mask, dropout_p, np.random.default_rng(1))  # noqa: E731
+    def run(block_bytes=None):
+        return attention_forward(q, k, v, mask, dropout_p, np.random.default_rng(1), block_bytes=block_bytes)
     out1, cache1 = run()
     grads1 = attention_backward(dout, cache1)
-    monkeypatch.setattr(functional, "BLOCK_BYTES", 1)             # one query row per block
-    assert len(functional.query_blocks(4, q.shape[-2], k.shape[-2], 8)) == q.shape[-2]
-    out2, cache2 = run()
+    assert len(functional.query_blocks(4, q.shape[-2], k.shape[-2], 8, block_bytes=1)) == q.shape[-2]
+    out2, cache2 = run(block_bytes=1)                             # one query row per block
     np.testing.assert_allclose(out2, out1, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(cache2["weights"], cache1["weights"], rtol=1e-12, atol=1e-15)
     for g2, g1 in zip(attention_backward(dout, cache2), grads1):

@@ -125,3 +125,90 @@ def test_exact_match():
     assert exact_match(["1990-03-08"], ["1990-03-08"]) == 1.0
     with pytest.raises(ValueError):
         exact_match([["a"]], [])
+
+
+# ----------------------------------------------------------------------------
+# classification metrics: macro-F1 and the cluster bootstrap
+
+from attnkit.metrics import (cluster_bootstrap, cluster_bootstrap_interval, f1_per_class,
+                             macro_f1)
+
+
+def test_f1_by_hand():
+    y_true = np.array([0, 0, 1, 1, 2])
+    y_pred = np.array([0, 1, 1, 1, 0])
+    # class 0: TP 1, FP 1, FN 1 -> 2/4; class 1: TP 2, FP 1, FN 0 -> 4/5; class 2: TP 0 -> 0
+    assert f1_per_class(y_true, y_pred) == pytest.approx([0.5, 0.8, 0.0])
+    assert macro_f1(y_true, y_pred) == pytest.approx((0.5 + 0.8) / 3)
+    # a class that never occurs nor is predicted counts as 0 when num_classes says it exists
+    assert macro_f1(y_true, y_pred, num_classes=4) == pytest.approx((0.5 + 0.8) / 4)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_macro_f1_matches_sklearn(seed):
+    metrics = pytest.importorskip("sklearn.metrics")
+    rng = np.random.default_rng(seed)
+    C = int(rng.integers(2, 12))
+    y_true = rng.integers(0, C, size=200)
+    y_pred = np.where(rng.random(200) < 0.6, y_true, rng.integers(0, C, size=200))
+    theirs = metrics.f1_score(y_true, y_pred, labels=range(C), average="macro", zero_division=0)
+    assert macro_f1(y_true, y_pred, C) == pytest.approx(theirs)
+    per = metrics.f1_score(y_true, y_pred, labels=range(C), average=None, zero_division=0)
+    assert np.allclose(f1_per_class(y_true, y_pred, C), per)
+
+
+def test_macro_f1_weighs_small_classes_like_large_ones():
+    y_true = np.array([0] * 90 + [1] * 10)
+    y_pred = np.zeros(100, dtype=int)             # always the majority: 90% accuracy
+    assert macro_f1(y_true, y_pred) == pytest.approx((2 * 90 / 190 + 0) / 2)
+
+
+def test_f1_rejects_bad_input():
+    with pytest.raises(ValueError, match="same shape"):
+        macro_f1(np.array([0, 1]), np.array([0]))
+    with pytest.raises(ValueError, match="integer class ids"):
+        macro_f1(np.array([0.5, 1.0]), np.array([0, 1]))
+    with pytest.raises(ValueError, match="num_classes"):
+        macro_f1(np.array([0, 3]), np.array([0, 1]), num_classes=2)
+
+
+def test_cluster_bootstrap_of_singletons_is_the_plain_bootstrap():
+    # one example per cluster: the replicates are ordinary bootstrap means
+    v = np.arange(10.0)
+    means = cluster_bootstrap(v, np.arange(10), n_boot=500, seed=3)
+    draw = np.random.default_rng(3).integers(0, 10, size=(500, 10))
+    assert np.allclose(means, v[draw].mean(axis=1))
+
+
+def test_cluster_bootstrap_draws_whole_clusters():
+    # two clusters, all 1s and all 0s, of sizes 3 and 1: a replicate is one of 0, 3/4, 1
+    v = np.array([1.0, 1, 1, 0])
+    means = cluster_bootstrap(v, ["a", "a", "a", "b"], n_boot=400, seed=0)
+    assert set(np.round(means, 6)) <= {0.0, 0.75, 1.0}
+    assert {0.0, 0.75, 1.0} <= set(np.round(means, 6))
+
+
+def test_cluster_interval_is_wider_when_clusters_are_alike():
+    # each cluster of 20 shares one coin flip: 20 times fewer independent draws than examples
+    rng = np.random.default_rng(0)
+    clusters = np.repeat(np.arange(50), 20)
+    v = np.repeat(rng.random(50) < 0.5, 20).astype(float)
+    lo_c, hi_c = cluster_bootstrap_interval(v, clusters, seed=1)
+    lo_s, hi_s = cluster_bootstrap_interval(v, np.arange(v.size), seed=1)
+    assert lo_c < v.mean() < hi_c
+    assert (hi_c - lo_c) > 3 * (hi_s - lo_s)
+    # the cluster interval is about the binomial one of 50 draws: +-1.96 * sqrt(pq / 50)
+    half = 1.96 * np.sqrt(v.mean() * (1 - v.mean()) / 50)
+    assert (hi_c - lo_c) / 2 == pytest.approx(half, rel=0.2)
+
+
+def test_cluster_bootstrap_several_columns_and_errors():
+    v = np.stack([np.ones(6), np.zeros(6)], axis=1)                       # (6, 2)
+    lo, hi = cluster_bootstrap_interval(v, [0, 0, 1, 1, 2, 2], seed=0)
+    assert lo.shape == (2,) and np.allclose(lo, [1, 0]) and np.allclose(hi, [1, 0])
+    with pytest.raises(ValueError, match="at least 2 clusters"):
+        cluster_bootstrap(np.ones(3), [0, 0, 0])
+    with pytest.raises(ValueError, match="one label per value"):
+        cluster_bootstrap(np.ones(3), [0, 1])
+    with pytest.raises(ValueError, match="level"):
+        cluster_bootstrap_interval(np.ones(3), [0, 1, 2], level=95)

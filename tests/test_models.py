@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from attnkit.functional import causal_mask, padding_mask
-from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.gradcheck import assert_gradient_close, numerical_gradient, perturb, rel_error
 from attnkit.models import (AttentionPooling, ClassifierConfig, Decoder, DecoderLayer, Encoder, EncoderLayer,
                             MeanPooling, Transformer, TransformerClassifier, TransformerConfig)
 from attnkit.nn import Dropout, MultiHeadAttention
@@ -14,20 +14,7 @@ D, H, FF = 8, 2, 12          # tiny sizes keep the finite differences fast
 F64 = np.float64
 
 
-def perturb(model, seed=1, scale=0.1):
-    """Move every parameter off its initial value (LayerNorm's gamma = 1, biases = 0) so that
-    a backward which forgets a term cannot pass by accident."""
-    rng = np.random.default_rng(seed)
-    for _, p, _ in model.named_parameters():
-        p += scale * rng.standard_normal(p.shape)
-
-
-def assert_grad_close(numeric, analytic, name):
-    # relative error for ordinary gradients; an absolute one for gradients that are zero in
-    # theory (the key bias of attention cancels in the softmax), where the relative error is noise
-    err = rel_error(numeric, analytic)
-    abs_err = np.abs(numeric - analytic).max()
-    assert err < 1e-6 or abs_err < 1e-8, f"{name}: rel error {err:.2e}, max abs error {abs_err:.2e}"
+assert_grad_close = assert_gradient_close
 
 
 def check_params(model, loss):
@@ -37,16 +24,6 @@ def check_params(model, loss):
         assert_grad_close(numerical_gradient(loss, p), g, name)
         count += 1
     assert count > 0
-
-
-def fix_dropout(model, seed=0):
-    """Give every dropout its own fresh Generator, so each forward draws the same masks."""
-    stack = [model]
-    while stack:
-        m = stack.pop()
-        if isinstance(m, (Dropout, MultiHeadAttention)):
-            m.rng = np.random.default_rng(seed)
-        stack.extend(child for _, child in m.children())
 
 
 # ----------------------------------------------------------------------------
@@ -73,7 +50,7 @@ def test_encoder_layer_gradients(norm_first):
 
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_layer_gradients_with_dropout(norm_first):
-    # the same dropout masks on every forward (fresh generators), so finite differences apply
+    # the same dropout masks on every forward (seed_dropout), so finite differences apply
     rng = np.random.default_rng(0)
     layer = EncoderLayer(D, H, FF, dropout=0.3, attn_dropout=0.2, norm_first=norm_first, seed=0, dtype=F64)
     perturb(layer)
@@ -81,7 +58,7 @@ def test_encoder_layer_gradients_with_dropout(norm_first):
     G = rng.standard_normal((2, 3, D))
 
     def loss():
-        fix_dropout(layer)
+        layer.seed_dropout(0)   # the same masks on every forward
         return float(np.sum(layer.forward(x) * G))
 
     layer.zero_grad()
@@ -437,3 +414,95 @@ def test_gradients_accumulate_over_backward_calls():
         assert np.allclose(g, 2 * once[name]), name
     model.zero_grad()
     assert all(np.all(g == 0) for _, g in model.parameters())
+
+
+# ----------------------------------------------------------------------------
+# the residual block on its own
+
+@pytest.mark.parametrize("norm_first", [False, True])
+@pytest.mark.parametrize("cross", [False, True])
+def test_residual_block_gradients(norm_first, cross):
+    """Residual around self-attention (one gradient) and cross-attention (dx and dmemory), float64."""
+    from attnkit.models import Residual
+    from attnkit.nn import LayerNorm
+    rng = np.random.default_rng(4)
+    block = Residual(MultiHeadAttention(D, H, seed=0, dtype=F64), LayerNorm(D, dtype=F64),
+                     Dropout(0.0), norm_first)
+    perturb(block)
+    x = rng.standard_normal((2, 3, D))                                   # (B, T, d_model)
+    memory = rng.standard_normal((2, 5, D))                              # (B, S, d_model)
+    w = rng.standard_normal((2, 3, D))                                   # (B, T, d_model)
+    args = (memory,) if cross else ()
+
+    def loss():
+        return float(np.sum(block.forward(x, *args) * w))
+
+    block.zero_grad()
+    loss()
+    grads = block.backward(w)
+    dx, dmemory = grads if cross else (grads, None)
+    assert_grad_close(numerical_gradient(loss, x), dx, "x")
+    if cross:
+        assert_grad_close(numerical_gradient(loss, memory), dmemory, "memory")
+    check_params(block, loss)
+
+
+def test_block_config_is_shared_and_loose_fields_still_work():
+    from attnkit.models import BlockConfig
+    cfg = BlockConfig(D, H, FF, dropout=0.0, norm_first=True, dtype=F64)
+    a = EncoderLayer(cfg, seed=0)
+    b = EncoderLayer(D, H, FF, dropout=0.0, norm_first=True, seed=0, dtype=F64)
+    for (na, pa, _), (nb, pb, _) in zip(a.named_parameters(), b.named_parameters()):
+        assert na == nb and np.array_equal(pa, pb)
+    stack = Decoder(2, cfg, seed=0)
+    assert stack.config is cfg and all(layer.config is cfg for layer in stack.layers)
+    with pytest.raises(TypeError, match="not both"):
+        EncoderLayer(cfg, dropout=0.1)
+    with pytest.raises(ValueError, match="divisible"):
+        BlockConfig(D, 3, FF)
+    with pytest.raises(ValueError, match="attn_dropout"):
+        BlockConfig(D, H, FF, attn_dropout=1.0)
+
+
+# ----------------------------------------------------------------------------
+# randomness: initialization and dropout streams
+
+def test_dropout_seed_separates_dropout_from_initialization():
+    ids = np.array([[3, 4, 5, 6]])
+
+    def run(**overrides):
+        cfg = ClassifierConfig(vocab_size=10, num_classes=2, d_model=D, num_heads=H, num_layers=1, d_ff=FF,
+                               dropout=0.5, **overrides)
+        model = TransformerClassifier(cfg)
+        return model.state_dict(), model.forward(ids)                    # training mode: dropout on
+
+    base_w, base_out = run()
+    for seed in (5, 6):
+        w, out = run(dropout_seed=seed)
+        assert all(np.array_equal(w[k], base_w[k]) for k in base_w)     # same initial weights
+        assert not np.allclose(out, base_out)                            # other masks
+        assert np.array_equal(out, run(dropout_seed=seed)[1])            # reproducible
+    assert not np.allclose(run(dropout_seed=5)[1], run(dropout_seed=6)[1])
+    w, out = run(seed=1, dropout_seed=5)
+    assert not np.array_equal(w["head.W"], base_w["head.W"])             # other weights ...
+    assert np.array_equal(run(seed=2, dropout_seed=5)[0]["head.W"], run(seed=2)[0]["head.W"])
+
+
+def test_default_initialization_is_deterministic_and_a_shared_rng_differs():
+    """Documented in attnkit.nn: without rng or seed a module uses DEFAULT_SEED, so two are equal;
+    layers that share one Generator differ."""
+    from attnkit.nn import DEFAULT_SEED, Linear
+    from attnkit.seeding import make_rng
+    assert np.array_equal(Linear(4, 4).params["W"], Linear(4, 4).params["W"])
+    assert np.array_equal(Linear(4, 4).params["W"], Linear(4, 4, seed=DEFAULT_SEED).params["W"])
+    rng = make_rng(0)
+    assert not np.array_equal(Linear(4, 4, rng=rng).params["W"], Linear(4, 4, rng=rng).params["W"])
+
+
+def test_seed_dropout_replays_the_masks_of_every_dropout():
+    layer = DecoderLayer(D, H, FF, dropout=0.3, attn_dropout=0.3, seed=0, dtype=F64)
+    rng = np.random.default_rng(0)
+    x, memory = rng.standard_normal((2, 3, D)), rng.standard_normal((2, 4, D))
+    first = layer.seed_dropout(1).forward(x, memory)
+    assert not np.allclose(layer.forward(x, memory), first)              # the streams moved on
+    assert np.array_equal(layer.seed_dropout(1).forward(x, memory), first)

@@ -230,3 +230,17 @@ def test_schedule_argument_errors():
         cosine_schedule(1.0, 100, 100)
     with pytest.raises(ValueError, match="min_lr <= peak_lr"):
         cosine_schedule(1.0, 10, 100, min_lr=2.0)
+
+
+def test_schedule_classes_check_their_arguments_where_they_are_made():
+    from attnkit.optim import ConstantSchedule, CosineSchedule, NoamSchedule
+    with pytest.raises(ValueError, match="0 <= warmup < total_steps"):
+        CosineSchedule(1e-3, 10, 10)                   # would divide by zero at every step after warmup
+    with pytest.raises(ValueError, match="min_lr <= peak_lr"):
+        CosineSchedule(1e-3, 1, 10, min_lr=1.0)
+    with pytest.raises(ValueError, match="warmup >= 1"):
+        NoamSchedule(512, 0)
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        ConstantSchedule(float("nan"))
+    assert cosine_schedule(1e-3, 1, 10) == CosineSchedule(1e-3, 1, 10)   # the factory is the class
+    assert isinstance(CosineSchedule(1, 1.0, 10).warmup, int)

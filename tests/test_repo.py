@@ -100,6 +100,14 @@ def test_outputs_hold_no_machine_paths_or_addresses(path):
                        "print values, not object reprs.")
 
 
+def test_trained_chapters_in_the_makefile_exist():
+    line = re.search(r"^TRAINED_CHAPTERS\s*:?=(.*)$", (ROOT / "Makefile").read_text(), re.M)
+    assert line, "the Makefile lost its TRAINED_CHAPTERS list (chapters the robustness run checks in CI)"
+    numbers = line.group(1).split()
+    missing = [n for n in numbers if not any(p.name.startswith(f"{n}_") for p in NOTEBOOKS)]
+    assert numbers and not missing, f"TRAINED_CHAPTERS lists chapters with no notebook: {missing}"
+
+
 def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
     files = toc_files()
     missing = [f for f in files if not any((ROOT / f"{f}{ext}").is_file() for ext in ("", ".md", ".ipynb"))]
@@ -109,6 +117,13 @@ def test_every_notebook_is_in_the_toc_and_every_toc_entry_exists():
     assert not absent, f"notebooks missing from book/_toc.yml: {absent}"
     dups = sorted({f for f in files if files.count(f) > 1})
     assert not dups, f"book/_toc.yml lists these twice: {dups}"
+
+
+def test_setup_page_clones_the_configured_repository():
+    url = yaml.safe_load((ROOT / "_config.yml").read_text(encoding="utf-8"))["repository"]["url"]
+    clones = re.findall(r"git clone (\S+)", (ROOT / "book" / "setup.md").read_text(encoding="utf-8"))
+    assert clones == [url], (f"book/setup.md clones {clones}, _config.yml's repository.url is {url!r}: "
+                             "write the same address in both")
 
 
 # ---------------------------------------------------------------------------- references

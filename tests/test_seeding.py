@@ -46,3 +46,11 @@ def test_bad_shift_names_the_variable(monkeypatch, bad):
 def test_seed_must_be_an_integer(bad):
     with pytest.raises(TypeError):
         shifted(bad)
+
+
+def test_fixed_rng_ignores_the_shift(monkeypatch):
+    from attnkit.seeding import fixed_rng
+    monkeypatch.setenv("ATTNKIT_SEED_SHIFT", "3")
+    assert fixed_rng(5).random() == np.random.default_rng(5).random()
+    with pytest.raises(TypeError):
+        fixed_rng(True)

@@ -4,6 +4,7 @@
 - :mod:`attnkit.data.sentiment`: Rotten Tomatoes critic snippets split by movie.
 - :mod:`attnkit.data.translation`: generated date and number-word translation tasks, TSV pairs.
 - :mod:`attnkit.data.surnames`: surnames labelled by language (Faker's locale lists).
+- :mod:`attnkit.data.toy`: synthetic tasks with a known answer (sequence reversal, ch. 13).
 """
 from .text import (PAD, UNK, BOS, EOS, tokenize_words, tokenize_chars, Vocab, pad_batch,
                    Batch, iterate_batches)
@@ -12,3 +13,4 @@ from .sentiment import (SentimentData, SentimentSplit, load_rotten_tomatoes, rot
 from .translation import (TranslationTask, make_translation_task, load_tsv_pairs, split_pairs,
                           split_german_number, generate_date_pairs, generate_number_pairs)
 from .surnames import SurnameData, SurnameSplit, load_surnames, char_ngram_baseline
+from .toy import reversal_batch, reversal_batches

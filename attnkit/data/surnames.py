@@ -24,8 +24,8 @@ import numpy as np
 
 from ..seeding import make_rng, shifted
 
-__all__ = ["SKIPPED_LOCALES", "surname_lists", "SurnameData", "SurnameSplit", "load_surnames",
-           "char_ngram_baseline"]
+__all__ = ["SKIPPED_LOCALES", "GENDER_ENDINGS", "surname_lists", "variant_pairs", "variant_groups",
+           "SurnameData", "SurnameSplit", "load_surnames", "char_ngrams", "char_ngram_baseline"]
 
 SKIPPED_LOCALES = frozenset({"is_IS", "zu_ZA", "en_IN", "en_KE", "en_NG", "en_PK", "en_TH", "fr_DZ"})
 
@@ -71,6 +71,52 @@ def surname_lists() -> dict[str, set[str]]:
     return by_language
 
 
+# (masculine, feminine) endings: how Slavic, Baltic and Greek surnames mark a woman's form of
+# a man's name (Kowalski/Kowalska, Ivanov/Ivanova, Novotny/Novotna, Kovac/Kovacova,
+# Papadakis/Papadaki, Papadopoulos/Papadopoulou, Liepins/Liepina).
+GENDER_ENDINGS = (("ski", "ska"), ("cki", "cka"), ("sky", "ska"), ("ov", "ova"), ("ev", "eva"),
+                  ("in", "ina"), ("y", "a"), ("", "ova"), ("is", "i"), ("os", "ou"), ("s", "a"))
+
+
+def variant_pairs(names, labels, endings=GENDER_ENDINGS, min_stem=3):
+    """Pairs (i, j) of positions whose names are gender forms of one surname in one language.
+
+    Names i and j are variants when they have the same label and, for some (m, f) in
+    ``endings``, name i is stem + m and name j is stem + f with a stem of at least ``min_stem``
+    characters (Kowalski and Kowalska, Tatar and Tatarova). The rule is deliberately simple: it
+    also pairs a few unrelated names that happen to end so (English Mears and Meara), which only
+    makes a split that keeps pairs together a little more cautious.
+    """
+    labels = np.asarray(labels)
+    if len(names) != len(labels):
+        raise ValueError(f"{len(names)} names but {len(labels)} labels")
+    where = {(n, int(y)): i for i, (n, y) in enumerate(zip(names, labels))}
+    pairs = set()
+    for (name, y), i in where.items():
+        for m, f in endings:
+            if name.endswith(m) and len(name) - len(m) >= min_stem:
+                j = where.get((name[: len(name) - len(m)] + f, y))
+                if j is not None and j != i:
+                    pairs.add((i, j))
+    return sorted(pairs)
+
+
+def variant_groups(names, labels, endings=GENDER_ENDINGS, min_stem=3) -> np.ndarray:
+    """Group id (N,) of every name: names linked by :func:`variant_pairs` share one group."""
+    parent = list(range(len(names)))
+
+    def root(i):
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for i, j in variant_pairs(names, labels, endings, min_stem):
+        parent[root(i)] = root(j)
+    _, group = np.unique([root(i) for i in range(len(names))], return_inverse=True)
+    return group.astype(np.int64)
+
+
 @dataclass
 class SurnameData:
     """Surnames with integer labels indexing ``languages``."""
@@ -99,12 +145,15 @@ class SurnameSplit:
 
 
 def load_surnames(seed: int = 0, min_per_class: int = 100,
-                  fractions=(0.8, 0.1, 0.1)) -> SurnameSplit:
-    """Surnames by language, split per class 80/10/10 with ``np.random.default_rng(seed)``.
+                  fractions=(0.8, 0.1, 0.1), group_variants: bool = True) -> SurnameSplit:
+    """Surnames by language, split per class 80/10/10 with ``make_rng(seed)``.
 
     Surnames listed under two or more languages are dropped; languages with fewer than
     ``min_per_class`` remaining surnames are dropped. Each class is shuffled and cut by
-    ``fractions`` separately (a stratified split), so every part has the same class mix.
+    ``fractions`` separately (a stratified split), so every part has nearly the same class mix.
+    With ``group_variants`` (the default), the gender forms of one surname
+    (:func:`variant_groups`: Kowalski and Kowalska) are cut as one unit and land in the same
+    part, so a test name's other form is never in training; False splits names one by one.
     """
     fractions = tuple(float(f) for f in fractions)
     if len(fractions) != 3 or min(fractions) < 0 or abs(sum(fractions) - 1) > 1e-9:
@@ -119,11 +168,23 @@ def load_surnames(seed: int = 0, min_per_class: int = 100,
     parts = ([], [], [])
     for label, lang in enumerate(languages):
         names = kept[lang]
-        order = rng.permutation(len(names))
-        a = int(round(fractions[0] * len(names)))
-        b = a + int(round(fractions[1] * len(names)))
-        for k, idx in enumerate((order[:a], order[a:b], order[b:])):
-            parts[k].extend((names[i], label) for i in idx)
+        if group_variants:
+            group = variant_groups(names, np.zeros(len(names), dtype=np.int64))      # (n,)
+        else:
+            group = np.arange(len(names))
+        members = [[] for _ in range(group.max() + 1)]
+        for i, g in enumerate(group):
+            members[g].append(i)
+        order = rng.permutation(len(members))
+        # cut where the running count of names passes 80% and 90%: parts of the given
+        # fractions of names, whole groups in each
+        ends = np.cumsum([len(members[g]) for g in order])                           # (groups,)
+        n_a = int(round(fractions[0] * len(names)))
+        n_b = n_a + int(round(fractions[1] * len(names)))
+        a = int(np.searchsorted(ends, n_a, side="right"))
+        b = int(np.searchsorted(ends, n_b, side="right"))
+        for k, gs in enumerate((order[:a], order[a:b], order[b:])):
+            parts[k].extend((names[i], label) for g in gs for i in members[g])
     data = []
     for part in parts:
         part = [part[i] for i in rng.permutation(len(part))]   # mix the classes
@@ -132,12 +193,31 @@ def load_surnames(seed: int = 0, min_per_class: int = 100,
     return SurnameSplit(*data, languages)
 
 
-def char_ngram_baseline(split: SurnameSplit, *, ngram_range=(1, 4), C: float = 10.0) -> dict:
+def char_ngrams(name: str, n: int, boundary: str = " ") -> list[str]:
+    """The character n-grams of ``name`` with a boundary marker at both ends of every word.
+
+    'Van Dyk' with n = 3 -> [' Va', 'Van', 'an ', ' Dy', 'Dyk', 'yk ']: each word (split on
+    whitespace) is read as boundary + word + boundary, so beginnings and endings are n-grams of
+    their own; a marked word shorter than n has none. Over n = 1..k these are the n-grams of
+    scikit-learn's ``analyzer="char_wb"`` with ``ngram_range=(1, k)`` (without lower-casing).
+    """
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    grams = []
+    for word in name.split():
+        w = boundary + word + boundary
+        grams.extend(w[i: i + n] for i in range(len(w) - n + 1))
+    return grams
+
+
+def char_ngram_baseline(split: SurnameSplit, *, ngram_range=(1, 4), C: float = 10.0,
+                        lowercase: bool = True) -> dict:
     """A classical baseline: TF-IDF of character 1-4-grams + logistic regression (scikit-learn).
 
-    Names are lowercased and padded with spaces (``analyzer="char_wb"``), so n-grams at the
-    start and end of a name ('-ov ', ' mc') count as such; n-grams seen once in training are
-    dropped. The saga solver with a loose tolerance fits in seconds (lbfgs takes minutes here)
+    Names are padded with spaces (``analyzer="char_wb"``), so n-grams at the start and end of
+    a name ('-ov ', ' mc') count as such, and lower-cased unless ``lowercase=False``; n-grams
+    seen once in training are dropped. The saga solver with a loose tolerance fits in seconds
+    (lbfgs takes minutes here)
     and is seeded. Fits on train; reports accuracies and the majority-class accuracy on test.
     """
     try:
@@ -146,7 +226,7 @@ def char_ngram_baseline(split: SurnameSplit, *, ngram_range=(1, 4), C: float = 1
     except ImportError:
         raise ImportError("char_ngram_baseline needs scikit-learn: pip install scikit-learn==1.9.1, "
                           "or run make") from None
-    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram_range), lowercase=True,
+    vec = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(ngram_range), lowercase=lowercase,
                           sublinear_tf=True, min_df=2)
     X = vec.fit_transform(split.train.names)
     clf = LogisticRegression(C=C, solver="saga", max_iter=200, tol=1e-3, random_state=shifted(0))

@@ -41,6 +41,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
+from ._optional import need
 from .text import Vocab, iterate_batches, tokenize_chars, tokenize_words
 from ..seeding import make_rng
 
@@ -62,11 +63,7 @@ _LAST_DAY = datetime.date(2099, 12, 31)
 
 def _need(module, pip_name):
     """Import a data package or fail with the command that installs it."""
-    import importlib
-    try:
-        return importlib.import_module(module)
-    except ImportError:
-        raise ImportError(f"this data set needs {pip_name}: pip install {pip_name}, or run make") from None
+    return need(module, pip_name)
 
 
 # ----------------------------------------------------------------------------

@@ -9,19 +9,16 @@ recognises (a missing term, a missing scale, a missing transpose, a wrong axis).
 """
 import numpy as np
 
-from .core import Hint, call, check, expect_array
+from .._checks import is_int
+from ..functional import softmax as _softmax
+from .core import Hint, call, cases_rng, check, expect_array, expect_tuple
 
 __all__ = ["check_softmax_backward", "check_attention_backward", "check_layer_norm_backward",
            "check_encoder_layer_num_parameters", "check_transformer_shapes"]
 
 
 def _cases_rng():
-    return np.random.default_rng(4321)  # hidden cases are the same on every run
-
-
-def _softmax(x, axis=-1):
-    e = np.exp(x - x.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
+    return cases_rng(4321)
 
 
 def _close(a, b):
@@ -35,13 +32,7 @@ def _as_result(out, shape, what):
     return expect_array(np.asarray(out) if isinstance(out, (list, tuple)) else out, shape, what)
 
 
-def _unpack(out, n, names):
-    """The learner's tuple of n arrays; None or a tuple of Nones means "not done yet"."""
-    if out is None or (isinstance(out, tuple) and all(o is None for o in out)):
-        raise NotImplementedError
-    if not isinstance(out, (tuple, list)) or len(out) != n:
-        raise Hint(f"return a tuple of {n} arrays ({', '.join(names)}), got {type(out).__name__}")
-    return out
+_unpack = expect_tuple
 
 
 # ----------------------------------------------------------------------------
@@ -256,7 +247,7 @@ def _encoder_count_cases(fn):
         out = call(fn, d, d_ff)
         if out is None:
             raise NotImplementedError
-        if not isinstance(out, (int, np.integer)) or isinstance(out, bool):
+        if not is_int(out):
             raise Hint(f"return the count as an integer, got {type(out).__name__} ({out!r})")
         attn, ffn, norms = _encoder_layer_count(d, d_ff)
         total = attn + ffn + norms

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["CheckResult", "Hint", "call", "check", "expect_array", "expect_close"]
+from ..seeding import fixed_rng
+
+__all__ = ["CheckResult", "Hint", "call", "check", "cases_rng", "expect_array", "expect_close",
+           "expect_number", "expect_tuple", "assert_passes", "assert_fails_with"]
+
+
+def cases_rng(seed):
+    """The Generator of a checker's hidden cases: the same cases on every run, also in the
+    robustness run (the cases are tuned so that each typical mistake is caught)."""
+    return fixed_rng(seed)
 
 
 class Hint(Exception):
@@ -73,6 +82,25 @@ def expect_array(out, shape=None, what="the result"):
     return out
 
 
+def expect_tuple(out, n, names):
+    """The learner's tuple of n results; None or a tuple of Nones means "not done yet"."""
+    if out is None or (isinstance(out, tuple) and all(o is None for o in out)):
+        raise NotImplementedError
+    if not isinstance(out, (tuple, list)) or len(out) != n:
+        raise Hint(f"return a tuple of {n} arrays ({', '.join(names)}), got {type(out).__name__}")
+    return out
+
+
+def expect_number(out, where):
+    """The learner's return value as one float, or a Hint saying what came back instead."""
+    if out is None:
+        raise NotImplementedError
+    try:
+        return float(np.asarray(out, dtype=np.float64).item())
+    except (TypeError, ValueError):
+        raise Hint(f"return one number; {where} you returned {type(out).__name__} {out!r}") from None
+
+
 def expect_close(out, expected, what="the result", rtol=1e-5, atol=1e-8, hint=""):
     """Hint unless out matches expected (same shape, values within tolerance)."""
     out = expect_array(out, np.shape(expected), what)
@@ -88,7 +116,8 @@ def check(name, fn, cases, success="all hidden cases pass."):
     A function still raising NotImplementedError, or returning None, is reported as not done yet.
     """
     if not callable(fn):
-        return CheckResult(name, False, f"pass your function itself (e.g. check(my_function)), got {type(fn).__name__}")
+        return CheckResult(name, False, f"pass your function itself (e.g. check(my_function)), got "
+                                        f"{type(fn).__name__}")
     try:
         cases(fn)
     except NotImplementedError:
@@ -97,3 +126,17 @@ def check(name, fn, cases, success="all hidden cases pass."):
     except Hint as h:
         return CheckResult(name, False, str(h))
     return CheckResult(name, True, success)
+
+
+# ----------------------------------------------------------------------------
+# for the tests of a checker: the reference passes, each typical mistake fails with its hint
+
+def assert_passes(result):
+    """The checker accepted the answer."""
+    assert result.passed, repr(result)
+
+
+def assert_fails_with(result, text):
+    """The checker rejected the answer, and its hint contains text."""
+    assert not result.passed, f"expected a failure, got {result!r}"
+    assert text in result.message, f"expected hint containing {text!r}, got {result.message!r}"

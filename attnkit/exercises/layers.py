@@ -8,7 +8,7 @@ Each checker knows the usual mistakes for its exercise and names the one it reco
 """
 import numpy as np
 
-from .core import Hint, call, check, expect_array, expect_close
+from .core import Hint, call, cases_rng, check, expect_array, expect_close
 
 __all__ = ["check_layer_norm", "check_pre_ln_residual", "check_ffn_num_parameters",
            "check_feed_forward", "check_encode", "check_embed_input",
@@ -16,7 +16,7 @@ __all__ = ["check_layer_norm", "check_pre_ln_residual", "check_ffn_num_parameter
 
 
 def _cases_rng():
-    return np.random.default_rng(1234)  # hidden cases are the same on every run
+    return cases_rng(1234)
 
 
 def _result(out, shape, what="the result"):
@@ -161,7 +161,8 @@ def _ffn_count_cases(fn):
             raise Hint(f"you counted the weights but not the biases {where}: W1 has d_model*d_ff "
                        "entries and b1 has d_ff, W2 has d_ff*d_model and b2 has d_model.")
         if n == 2 * d_model * d_ff + d_ff or n == 2 * d_model * d_ff + d_model:
-            raise Hint(f"you counted only one of the two biases {where}: b1 has d_ff entries and b2 has d_model.")
+            raise Hint(f"you counted only one of the two biases {where}: b1 has d_ff entries and b2 has "
+                       f"d_model.")
         if n == 2 * d_model * d_ff + 2 * d_model or n == 2 * d_model * d_ff + 2 * d_ff:
             raise Hint(f"the two biases have different sizes {where}: b1 has d_ff entries (the hidden "
                        "width) and b2 has d_model (the output width).")
@@ -216,7 +217,8 @@ def _encode_cases(fn):
         raise Hint(f"return one integer id per token (a list or a 1-D integer array of length "
                    f"{len(tokens)}), got shape {out.shape} and dtype {out.dtype}")
     if out.tolist() != [2, 3, 4, 5, 2, 6]:
-        raise Hint(f"for {tokens} expected ids [2, 3, 4, 5, 2, 6], got {out.tolist()}: look each token up in vocab.")
+        raise Hint(f"for {tokens} expected ids [2, 3, 4, 5, 2, 6], got {out.tolist()}: look each token up "
+                   f"in vocab.")
     tokens = ["the", "dog", "sat", "on", "a", "mat"]
     try:
         out = call(fn, list(tokens), dict(vocab))
@@ -255,7 +257,8 @@ def _embed_cases(fn):
     if np.allclose(out, (E[ids] + pe[:T]) * np.sqrt(d)):
         raise Hint("only the token embeddings are scaled by sqrt(d_model), not the positional encoding.")
     if np.allclose(out, E[ids] / np.sqrt(d) + pe[:T]):
-        raise Hint("multiply by sqrt(d_model), don't divide: the embeddings start small (about 1/sqrt(d_model) "
+        raise Hint("multiply by sqrt(d_model), don't divide: the embeddings start small (about "
+                   "1/sqrt(d_model) "
                    "per entry) and the scaling brings them to the size of the positional encoding.")
     if np.allclose(out, E[ids] * d + pe[:T]):
         raise Hint("scale by the square root of d_model, not by d_model itself.")
@@ -277,13 +280,13 @@ def _dropout_cases(fn):
     p = 0.2
     x = _cases_rng().uniform(1.0, 2.0, size=(400, 250))               # positive, so a 0 means dropped
 
-    out = call(fn, x, p, np.random.default_rng(0), training=False)
+    out = call(fn, x, p, cases_rng(0), training=False)
     out = _result(out, x.shape, "the output in eval mode")
     if not np.array_equal(out, x):
         raise Hint("in eval mode (training=False) dropout must return x unchanged: inverted dropout "
                    "already rescaled during training, so inference uses every unit as is.")
 
-    out = _result(call(fn, x, p, np.random.default_rng(0), training=True), x.shape)
+    out = _result(call(fn, x, p, cases_rng(0), training=True), x.shape)
     dropped = out == 0
     kept = ~dropped
     if not dropped.any():
@@ -303,11 +306,11 @@ def _dropout_cases(fn):
     if abs(frac - p) > 0.02:
         raise Hint(f"you dropped {frac:.1%} of the entries, expected about p = {p:.0%}.")
 
-    again = call(fn, x, p, np.random.default_rng(0), training=True)
+    again = call(fn, x, p, cases_rng(0), training=True)
     if not np.array_equal(np.asarray(again), out):
         raise Hint("two calls with the same seeded rng gave different masks: draw the random numbers "
                    "from the rng argument (rng.random(x.shape)), not from np.random.")
-    other = call(fn, x, p, np.random.default_rng(1), training=True)
+    other = call(fn, x, p, cases_rng(1), training=True)
     if np.array_equal(np.asarray(other), out):
         raise Hint("the mask does not depend on the rng: draw a fresh random mask with rng.random(x.shape).")
 
@@ -326,12 +329,12 @@ def _attention_dropout_cases(fn):
     w /= w.sum(-1, keepdims=True)
     exact = w @ v                                                     # (T, d)
 
-    out = _result(call(fn, q, k, v, p, np.random.default_rng(0), training=False), (T, d), "the output in eval mode")
+    out = _result(call(fn, q, k, v, p, cases_rng(0), training=False), (T, d), "the output in eval mode")
     if not np.allclose(out, exact):
         raise Hint("in eval mode (training=False) the output must be plain attention, "
                    "softmax(q k^T / sqrt(d_k)) v, with no dropout.")
 
-    rng = np.random.default_rng(0)
+    rng = cases_rng(0)
     outs = np.stack([_result(call(fn, q, k, v, p, rng, training=True), (T, d)) for _ in range(n)])
     if np.allclose(outs, exact):
         raise Hint("in training mode nothing was dropped: apply dropout to the attention weights.")

@@ -7,7 +7,7 @@ Convention (as in attnkit.functional): masks are boolean and True means "may att
 """
 import numpy as np
 
-from .core import Hint, call, check
+from .core import Hint, call, cases_rng, check
 
 __all__ = ["check_causal_mask", "check_combined_mask", "check_masked_softmax"]
 
@@ -42,7 +42,8 @@ def _causal_cases(fn):
         if np.array_equal(out, np.tril(np.ones((T, T), dtype=bool), 1)):
             raise Hint("wrong diagonal: your mask lets every position see one step into the future "
                        "(k=1); use np.tril with k=0.")
-        raise Hint(f"for T={T} expected True exactly on and below the diagonal (np.tril), got\n{out.astype(int)}")
+        raise Hint(f"for T={T} expected True exactly on and below the diagonal (np.tril), "
+                   f"got\n{out.astype(int)}")
 
 
 def check_causal_mask(fn):
@@ -99,7 +100,7 @@ def _masked_softmax_ref(scores, mask):
 
 
 def _masked_softmax_cases(fn):
-    rng = np.random.default_rng(1234)
+    rng = cases_rng(1234)
     T = 5
     mask = np.tril(np.ones((T, T), dtype=bool))
     scores = rng.normal(size=(2, T, T))                                    # (B, T, T)
@@ -118,7 +119,8 @@ def _masked_softmax_cases(fn):
                        "the scores where mask is False to -inf.")
         if np.all(np.isfinite(out)):
             if np.any(np.abs(out[..., ~mask]) > 1e-6):
-                raise Hint("masked positions got nonzero weight: set their scores to -inf before the softmax.")
+                raise Hint("masked positions got nonzero weight: set their scores to -inf before the "
+                           "softmax.")
             if not np.allclose(out.sum(-1), 1, atol=1e-6):
                 raise Hint("rows do not sum to 1: mask the scores before the softmax (so it renormalizes "
                            "over the allowed keys), not the weights after it.")

@@ -9,18 +9,20 @@
 """
 import numpy as np
 
-from .core import Hint, call, check, expect_array
+from ..nn import split_heads
+from .core import Hint, call, cases_rng, check, expect_array
 
-__all__ = ["check_mha_param_count", "check_mha_flops", "check_split_heads", "check_merge_heads",
-           "mha_param_count", "mha_flops"]
+__all__ = ["check_mha_param_count", "check_mha_flops", "check_split_heads", "check_merge_heads"]
 
 
-def mha_param_count(d_model, num_heads, bias=True):
-    """Parameters of multi-head attention: four (d_model, d_model) matrices and, with bias, four (d_model,) vectors."""
+# the answers stay private: a learner importing them would skip the exercise
+def _mha_param_count(d_model, num_heads, bias=True):
+    """Parameters of multi-head attention: four (d_model, d_model) matrices and, with bias, four (d_model,)
+    vectors."""
     return 4 * d_model * d_model + (4 * d_model if bias else 0)
 
 
-def mha_flops(T, d_model, num_heads):
+def _mha_flops(T, d_model, num_heads):
     """FLOPs of multi-head self-attention on one sequence of length T (one multiply-add = 2 FLOPs).
 
     Counts the matrix products only: Q, K, V and output projections 4 * 2 T d_model^2, scores
@@ -43,13 +45,14 @@ def _as_int(out, what):
 def _param_cases(fn):
     for d_model, h, bias in ((8, 2, True), (12, 3, False), (64, 8, True), (64, 1, True)):
         got = _as_int(call(fn, d_model, h, bias), f"the count for d_model={d_model}, h={h}, bias={bias}")
-        want = mha_param_count(d_model, h, bias)
+        want = _mha_param_count(d_model, h, bias)
         if got == want:
             continue
         d_k = d_model // h
         where = f"for d_model={d_model}, num_heads={h}, bias={bias} you count {got}"
         if got == h * 4 * d_model * d_model + (h * 4 * d_model if bias else 0) or \
-                got == 3 * h * d_model * d_model + d_model * d_model + (3 * h * d_model + d_model if bias else 0):
+                got == (3 * h * d_model * d_model + d_model * d_model
+                        + (3 * h * d_model + d_model if bias else 0)):
             raise Hint(f"{where}: each head's W_i^Q is (d_model, d_k) with d_k = d_model / h = {d_k}, not "
                        "(d_model, d_model), so the h heads together have d_model^2 weights per projection.")
         if got == 3 * d_model * d_model + (3 * d_model if bias else 0):
@@ -72,7 +75,7 @@ def check_mha_param_count(fn):
 def _flop_cases(fn):
     for T, d_model, h in ((10, 8, 2), (100, 64, 8), (7, 12, 3), (1000, 64, 4)):
         got = _as_int(call(fn, T, d_model, h), f"the FLOP count for T={T}, d_model={d_model}, h={h}")
-        want = mha_flops(T, d_model, h)
+        want = _mha_flops(T, d_model, h)
         if got == want:
             continue
         where = f"for T={T}, d_model={d_model}, num_heads={h} you count {got:,}"
@@ -97,13 +100,11 @@ def check_mha_flops(fn):
                  "8 T d_model^2 + 4 T^2 d_model: linear in T for the projections, quadratic for attention.")
 
 
-def _split_ref(x, h):
-    B, T, d = x.shape
-    return x.reshape(B, T, h, d // h).transpose(0, 2, 1, 3)           # (B, h, T, d_k)
+_split_ref = split_heads   # the library's
 
 
 def _split_cases(fn):
-    rng = np.random.default_rng(7)
+    rng = cases_rng(7)
     for B, T, d_model, h in ((2, 5, 12, 3), (3, 4, 8, 2), (1, 6, 8, 4)):
         x = rng.standard_normal((B, T, d_model))
         d_k = d_model // h
@@ -134,7 +135,7 @@ def check_split_heads(fn):
 
 
 def _merge_cases(fn):
-    rng = np.random.default_rng(8)
+    rng = cases_rng(8)
     for B, h, T, d_k in ((2, 3, 5, 4), (3, 2, 4, 4), (1, 4, 6, 2)):
         x = rng.standard_normal((B, h, T, d_k))
         out = expect_array(call(fn, x), what=f"the merge of heads {x.shape}")

@@ -9,7 +9,7 @@ import numpy as np
 from ..nn import sinusoidal_table
 from .core import Hint, call, check, expect_array
 
-__all__ = ["check_sinusoidal_table", "check_shift_matrix", "shift_matrix"]
+__all__ = ["check_sinusoidal_table", "check_shift_matrix"]
 
 
 def _angles(max_len, d_model, exponent):
@@ -57,14 +57,15 @@ def check_sinusoidal_table(fn):
     return check("sinusoidal position table", fn, _table_cases, "the table matches Vaswani et al. (2017).")
 
 
-def shift_matrix(k, d_model):
-    """M_k with PE[pos + k] = M_k @ PE[pos]: a 2 x 2 rotation by angle k * omega_i for each (sin, cos) pair."""
+def _shift_matrix(k, d_model):   # the answer, private
+    """M_k with PE[pos + k] = M_k @ PE[pos]: a 2 x 2 rotation by angle k * omega_i for each (sin, cos)
+    pair."""
     omega = 1.0 / np.power(10000.0, np.arange(0, d_model, 2) / d_model)  # (d_model/2,)
     c, s = np.cos(k * omega), np.sin(k * omega)
     M = np.zeros((d_model, d_model))
     M[0::2, 0::2] = np.diag(c)
-    M[0::2, 1::2] = np.diag(s)                                           # sin(a+b) = sin a cos b + cos a sin b
-    M[1::2, 0::2] = np.diag(-s)                                          # cos(a+b) = cos a cos b - sin a sin b
+    M[0::2, 1::2] = np.diag(s)  # sin(a+b) = sin a cos b + cos a sin b
+    M[1::2, 0::2] = np.diag(-s)  # cos(a+b) = cos a cos b - sin a sin b
     M[1::2, 1::2] = np.diag(c)
     return M
 
@@ -72,7 +73,7 @@ def shift_matrix(k, d_model):
 def _shift_cases(fn):
     for k, d_model in ((1, 8), (5, 16), (-3, 8), (0, 4)):
         M = expect_array(call(fn, k, d_model), (d_model, d_model), what=f"M_k for k={k}, d_model={d_model}")
-        want = shift_matrix(k, d_model)
+        want = _shift_matrix(k, d_model)
         if np.allclose(M, want, atol=1e-8):
             continue
         where = f"for k={k}, d_model={d_model}"
@@ -83,10 +84,12 @@ def _shift_cases(fn):
             raise Hint(f"{where} the pattern of 2 x 2 blocks is right but the values are not: "
                        "block i rotates by the angle k * omega_i, omega_i = 1 / 10000^(2i/d_model).")
         raise Hint(f"{where} M_k @ PE[p] does not equal PE[p + k]. M_k is block diagonal: one 2 x 2 "
-                   "block [[cos, sin], [-sin, cos]] of angle k * omega_i for each (sin, cos) pair of columns.")
+                   "block [[cos, sin], [-sin, cos]] of angle k * omega_i for each (sin, cos) pair of "
+                   "columns.")
 
 
 def check_shift_matrix(fn):
-    """Check fn(k, d_model) -> M_k (d_model, d_model) with sinusoidal_table[p + k] = M_k @ sinusoidal_table[p]."""
+    """Check fn(k, d_model) -> M_k (d_model, d_model) with sinusoidal_table[p + k] = M_k @
+    sinusoidal_table[p]."""
     return check("shift by k as a matrix", fn, _shift_cases,
                  "moving k positions is a rotation that does not depend on the position p.")

@@ -7,7 +7,7 @@
 import numpy as np
 
 from ..functional import softmax
-from .core import Hint, call, check, expect_array
+from .core import Hint, call, cases_rng, check, expect_array
 
 __all__ = ["check_batched_attention", "check_self_attention"]
 
@@ -50,7 +50,7 @@ def _call_attention(fn, q, k, v):
 
 
 def _attention_cases(fn):
-    rng = np.random.default_rng(1234)
+    rng = cases_rng(1234)
     # T_q, T_k, d_k and d_v all differ, so a transposed operand cannot give the right shape by luck
     for shape_lead, T_q, T_k, d_k, d_v in (((2,), 3, 5, 4, 6), ((2, 3), 4, 7, 8, 5)):
         q = rng.standard_normal((*shape_lead, T_q, d_k))
@@ -76,7 +76,7 @@ def check_batched_attention(fn):
 
 
 def _self_attention_cases(fn):
-    rng = np.random.default_rng(4321)
+    rng = cases_rng(4321)
     B, T, d_model, d_k, d_v = 2, 5, 6, 3, 4                             # d_k != d_model on purpose
     x = rng.standard_normal((B, T, d_model))
     W_q = rng.standard_normal((d_model, d_k))
@@ -103,6 +103,7 @@ def _self_attention_cases(fn):
 
 
 def check_self_attention(fn):
-    """Check fn(x, W_q, W_k, W_v) -> softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v) for x of shape (B, T, d_model)."""
+    """Check fn(x, W_q, W_k, W_v) -> softmax((x W_q)(x W_k)^T / sqrt(d_k)) (x W_v) for x of shape (B, T,
+    d_model)."""
     return check("self-attention with learned projections", fn, _self_attention_cases,
                  "queries, keys and values are three projections of the same x.")

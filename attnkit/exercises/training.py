@@ -9,20 +9,21 @@ import math
 
 import numpy as np
 
-from .core import Hint, call, check
+from ..optim import NoamSchedule, global_grad_norm
+from .core import Hint, call, cases_rng, check
 
 __all__ = ["check_noam_schedule", "check_clip_grad_norm"]
 
 
 def _cases_rng():
-    return np.random.default_rng(1313)  # hidden cases are the same on every run
+    return cases_rng(1313)
 
 
 # ----------------------------------------------------------------------------
 # the warmup schedule of "Attention Is All You Need"
 
 def _noam(step, d_model, warmup):
-    return d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+    return NoamSchedule(d_model, warmup)(step)             # the reference is the library's
 
 
 # (wrong version, hint): if the learner's values match a wrong version at every step, that is the hint
@@ -98,7 +99,7 @@ def _grads(rng, scale):
 
 
 def _global_norm(grads):
-    return math.sqrt(sum(float(np.sum(g * g)) for g in grads))
+    return global_grad_norm([(g, g) for g in grads])       # the library's, on (param, grad) pairs
 
 
 def _clip_cases(fn):
@@ -141,7 +142,8 @@ def _clip_cases(fn):
     try:
         out = float(np.asarray(out).item())
     except (TypeError, ValueError):
-        raise Hint(f"return the global norm before clipping as one number, got {type(out).__name__}") from None
+        raise Hint(f"return the global norm before clipping as one number, got "
+                   f"{type(out).__name__}") from None
     if math.isclose(out, max_norm, rel_tol=1e-6) and not math.isclose(total, max_norm, rel_tol=1e-6):
         raise Hint(f"you returned the norm after clipping ({out:.4g}): return the norm measured before "
                    f"clipping ({total:.4g}), which shows how large the gradient really was.")
@@ -166,5 +168,6 @@ def _clip_cases(fn):
 
 
 def check_clip_grad_norm(fn):
-    """Check fn(grads, max_norm): scale the list of arrays in place to global norm <= max_norm, return the norm before."""
+    """Check fn(grads, max_norm): scale the list of arrays in place to global norm <= max_norm, return the
+    norm before."""
     return check("clip_grad_norm", fn, _clip_cases)

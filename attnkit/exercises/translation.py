@@ -11,24 +11,19 @@ from collections import Counter
 
 import numpy as np
 
-from .core import Hint, call, check
+from ..decoding import gnmt_length_penalty
+from ..metrics import ngram_counts
+from .core import Hint, call, cases_rng, check, expect_number
 
 __all__ = ["check_shift_targets", "check_length_penalty", "check_ngram_precision",
            "check_brevity_penalty"]
 
 
 def _cases_rng():
-    return np.random.default_rng(1617)  # hidden cases are the same on every run
+    return cases_rng(1617)
 
 
-def _number(out, where):
-    """The learner's return value as one float, or a Hint saying what came back instead."""
-    if out is None:
-        raise NotImplementedError
-    try:
-        return float(np.asarray(out, dtype=np.float64).item())
-    except (TypeError, ValueError):
-        raise Hint(f"return one number; {where} you returned {type(out).__name__} {out!r}") from None
+_number = expect_number
 
 
 def _safe(fn, args):
@@ -141,7 +136,7 @@ def check_shift_targets(fn):
 # chapter 16: the GNMT length penalty and the normalized score
 
 def _lp_score(logp, length, alpha):
-    return logp / ((5.0 + length) / 6.0) ** alpha
+    return logp / float(gnmt_length_penalty(length, alpha))   # the library's penalty
 
 
 _LP_MISTAKES = [
@@ -205,8 +200,8 @@ def check_length_penalty(fn):
 # chapter 17: BLEU's clipped (modified) n-gram precision for one order n
 
 def _grams(tokens, n):
-    tokens = tuple(tokens)
-    return Counter(tokens[i: i + n] for i in range(len(tokens) - n + 1))
+    """Counts of the n-grams of order n alone (metrics.ngram_counts counts orders 1..n)."""
+    return Counter({g: c for g, c in ngram_counts(tokens, n).items() if len(g) == n})
 
 
 def _precision(hyps, refs, n):
@@ -267,7 +262,7 @@ _PREC_MISTAKES = [
 
 def _grams_upto(tokens, n):
     """Counts of the n-grams of every order 1..n (a typical mix-up with order n only)."""
-    return sum((_grams(tokens, k) for k in range(1, n + 1)), Counter())
+    return ngram_counts(tokens, n)
 
 
 def _corpus(rng, words, n_sents):
