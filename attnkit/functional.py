@@ -23,12 +23,17 @@ fully masked row a uniform (wrong) distribution. With -inf the masked weights ar
 exactly zero. A query whose every key is masked has no distribution at all; by
 convention here it gets all-zero weights and a zero output (never nan).
 """
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
     "scaled_dot_product_attention", "attention_forward", "attention_backward",
     "causal_mask", "padding_mask",
+    "flash_attention_forward", "flash_attention_backward", "flash_attention", "flash_tiles",
+    "linear_attention_forward", "linear_attention_backward", "linear_attention",
+    "linear_attention_step", "linear_attention_recurrent", "elu_feature_map",
 ]
 
 
@@ -128,6 +133,67 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
     return [slice(i, min(i + rows, T_q)) for i in range(0, T_q, rows)] or [slice(0, 0)]
 
 
+# Threads. Each product of a (B, h, ...) stack is B*h small BLAS calls, and with several BLAS
+# threads every one of them waits for all the threads; NumPy's elementwise softmax steps run in
+# one thread. Instead, when BLAS has n > 1 threads, the first leading (batch) axis is split into
+# chunks that n Python threads process at once (NumPy releases the GIL inside its loops), each
+# with single-threaded BLAS: products and softmax both run in parallel, and each chunk's scores
+# are still in cache when its softmax reads them. The BLAS thread count is restored afterwards.
+_blas = None
+
+
+def blas_controller():
+    """threadpoolctl's handle on the loaded BLAS libraries, made once."""
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+        _blas = ThreadpoolController().select(user_api="blas")
+    return _blas
+
+
+def run_chunks(fn, lead):
+    """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads."""
+    if not lead:
+        fn(())
+        return
+    n = max([lib["num_threads"] for lib in blas_controller().info()] or [1])
+    size = lead[0]
+    if n == 1 or size == 1:
+        fn(slice(None))
+        return
+    chunks = [slice(i, i + 1) for i in range(size)] if size <= 4 * n else \
+        [slice(i * size // (2 * n), (i + 1) * size // (2 * n)) for i in range(2 * n)]
+    with blas_controller().limit(limits=1), ThreadPoolExecutor(n) as pool:
+        for f in [pool.submit(fn, c) for c in chunks]:
+            f.result()                                              # re-raises a worker's exception
+
+
+def batch_part(mask, bi, n_lead):
+    """The part of a broadcastable (..., T_q, T_k) mask that goes with chunk bi of the first axis."""
+    if bi == () or mask.ndim < n_lead + 2 or mask.shape[0] == 1:
+        return mask                                                 # the first axis is broadcast
+    return mask[bi]
+
+
+def check_qkv(q, k, v):
+    """Check the shapes and dtypes of attention's q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v)."""
+    q, k, v = require_float(q, "q"), require_float(k, "k"), require_float(v, "v")
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
+        raise ValueError(f"q, k, v need at least 2 dimensions (T, d); got shapes {q.shape}, {k.shape}, {v.shape}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"queries and keys must have the same size d_k: q {q.shape}, k {k.shape}")
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"keys and values must have the same length T_k: k {k.shape}, v {v.shape}")
+    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
+        raise ValueError(
+            f"q, k, v must share their leading (batch, head) dimensions: q {q.shape}, k {k.shape}, v {v.shape}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if k.shape[-2] == 0:
+        raise ValueError(f"attention needs at least one key, got k of shape {k.shape} (T_k = 0)")
+    return q, k, v
+
+
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
@@ -147,20 +213,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     The cache holds ``out`` itself (the backward needs it): copy ``out`` before changing it in
     place, or the gradients will be wrong.
     """
-    q, k, v = require_float(q, "q"), require_float(k, "k"), require_float(v, "v")
-    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2:
-        raise ValueError(f"q, k, v need at least 2 dimensions (T, d); got shapes {q.shape}, {k.shape}, {v.shape}")
-    if q.shape[-1] != k.shape[-1]:
-        raise ValueError(f"queries and keys must have the same size d_k: q {q.shape}, k {k.shape}")
-    if k.shape[-2] != v.shape[-2]:
-        raise ValueError(f"keys and values must have the same length T_k: k {k.shape}, v {v.shape}")
-    if not (q.shape[:-2] == k.shape[:-2] == v.shape[:-2]):
-        raise ValueError(
-            f"q, k, v must share their leading (batch, head) dimensions: q {q.shape}, k {k.shape}, v {v.shape}")
-    if not (q.dtype == k.dtype == v.dtype):
-        raise TypeError(f"q, k, v must have one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
-    if k.shape[-2] == 0:
-        raise ValueError(f"attention needs at least one key, got k of shape {k.shape} (T_k = 0)")
+    q, k, v = check_qkv(q, k, v)
     if not 0.0 <= dropout_p < 1.0:
         raise ValueError(f"dropout_p must be in [0, 1), got {dropout_p}")
     if dropout_p > 0 and rng is None:
@@ -175,23 +228,28 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
 
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
-    for rows in query_blocks(int(np.prod(lead)), T_q, T_k, q.itemsize, block_bytes):
-        w = probs[..., rows, :]                                     # (..., Tb, T_k) a view, filled in place
-        np.matmul(qs[..., rows, :], kt, out=w)                      # scores
-        if mask is not None:
-            mb = mask if mask.shape[-2] == 1 else mask[..., rows, :]
-            np.copyto(w, -np.inf, where=~mb)                        # masked scores -> -inf
-        m = np.max(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
-        if mask is not None:
-            m[~np.isfinite(m)] = 0                                  # fully masked rows stay -inf
-        w -= m                                                      # largest score 0: exp cannot overflow
-        np.exp(w, out=w)                                            # masked entries: exp(-inf) = 0
-        s = np.sum(w, axis=-1, keepdims=True)                       # (..., Tb, 1)
-        if mask is not None:
-            s[s == 0] = np.inf                                      # fully masked row: 0 * (1 / inf) = 0
-        w *= np.reciprocal(s)                                       # (..., Tb, T_k) weights; one divide a row
-        if dropout_p == 0:
-            np.matmul(w, v, out=out[..., rows, :])                  # (..., Tb, d_v) while w is in cache
+
+    def fill(bi):                                                   # one chunk of the first leading axis
+        qc, ktc, vc = qs[bi], kt[bi], v[bi]
+        mc = None if mask is None else batch_part(mask, bi, len(lead))
+        for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
+            w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
+            np.matmul(qc[..., rows, :], ktc, out=w)                 # scores
+            if mc is not None:
+                mb = mc if mc.shape[-2] == 1 else mc[..., rows, :]
+                np.copyto(w, -np.inf, where=~mb)                    # masked scores -> -inf
+            m = np.max(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
+            if mc is not None:
+                m[~np.isfinite(m)] = 0                              # fully masked rows stay -inf
+            w -= m                                                  # largest score 0: exp cannot overflow
+            np.exp(w, out=w)                                        # masked entries: exp(-inf) = 0
+            s = np.sum(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
+            if mc is not None:
+                s[s == 0] = np.inf                                  # fully masked row: 0 * (1 / inf) = 0
+            w *= np.reciprocal(s)                                   # (..., Tb, T_k) weights; one divide a row
+            if dropout_p == 0:
+                np.matmul(w, vc, out=out[bi][..., rows, :])         # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, lead)
 
     if dropout_p > 0:
         keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
@@ -220,28 +278,33 @@ def attention_backward(dout, cache):
         raise ValueError(f"dout must have the shape of the attention output {out.shape}, got {dout.shape}")
     dout = dout.astype(w.dtype, copy=False)
     *lead, T_q, T_k = w.shape
-    dv = np.matmul(np.swapaxes(w, -1, -2), dout)                    # (..., T_k, d_v)
-    row = np.sum(dout * out, axis=-1, keepdims=True)                # (..., T_q, 1) = rowsum(dP * P)
-    vt = np.swapaxes(v, -1, -2)                                     # (..., d_v, T_k) a view
-    blocks = query_blocks(int(np.prod(lead)), T_q, T_k, w.itemsize, cache.get("block_bytes"))
-    Tb = blocks[0].stop
-    buf = np.empty((*lead, Tb, T_k), dtype=w.dtype)                 # (..., Tb, T_k) reused for every block
     dq = np.empty_like(q)                                           # (..., T_q, d_k)
     dk = np.zeros_like(k)                                           # (..., T_k, d_k) sums over blocks
-    dk_part = np.empty_like(k) if len(blocks) > 1 else dk           # (..., T_k, d_k)
-    for rows in blocks:
-        ds = buf[..., : rows.stop - rows.start, :]                  # (..., Tb, T_k)
-        np.matmul(dout[..., rows, :], vt, out=ds)                   # dW, the gradient of the weights used
-        if w is probs:                                              # no dropout: dS = P * (dW - row)
-            ds -= row[..., rows, :]
-            ds *= probs[..., rows, :]
-        else:                                                       # dropout: P * dP = W * dW
-            ds *= w[..., rows, :]
-            ds -= probs[..., rows, :] * row[..., rows, :]
-        np.matmul(ds, k, out=dq[..., rows, :])                      # (..., Tb, d_k)
-        np.matmul(np.swapaxes(ds, -1, -2), q[..., rows, :], out=dk_part)  # (..., T_k, d_k)
-        if dk_part is not dk:
-            dk += dk_part
+    dv = np.empty_like(v)                                           # (..., T_k, d_v)
+
+    def grads(bi):                                                  # one chunk of the first leading axis
+        wc, pc, doc, qc, kc = w[bi], probs[bi], dout[bi], q[bi], k[bi]
+        np.matmul(np.swapaxes(wc, -1, -2), doc, out=dv[bi])        # (..., T_k, d_v)
+        row = np.sum(doc * out[bi], axis=-1, keepdims=True)         # (..., T_q, 1) = rowsum(dP * P)
+        vt = np.swapaxes(v[bi], -1, -2)                             # (..., d_v, T_k) a view
+        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, w.itemsize, cache.get("block_bytes"))
+        buf = np.empty((*qc.shape[:-2], blocks[0].stop, T_k), dtype=w.dtype)  # (..., Tb, T_k) reused
+        dkc = dk[bi]                                                # (..., T_k, d_k) a view
+        dk_part = np.empty_like(dkc) if len(blocks) > 1 else dkc    # (..., T_k, d_k)
+        for rows in blocks:
+            ds = buf[..., : rows.stop - rows.start, :]              # (..., Tb, T_k)
+            np.matmul(doc[..., rows, :], vt, out=ds)                # dW, the gradient of the weights used
+            if w is probs:                                          # no dropout: dS = P * (dW - row)
+                ds -= row[..., rows, :]
+                ds *= pc[..., rows, :]
+            else:                                                   # dropout: P * dP = W * dW
+                ds *= wc[..., rows, :]
+                ds -= pc[..., rows, :] * row[..., rows, :]
+            np.matmul(ds, kc, out=dq[bi][..., rows, :])             # (..., Tb, d_k)
+            np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :], out=dk_part)  # (..., T_k, d_k)
+            if dk_part is not dkc:
+                dkc += dk_part
+    run_chunks(grads, lead)
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
@@ -254,6 +317,310 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
     """
     out, cache = attention_forward(q, k, v, mask=mask, dropout_p=dropout_p, rng=rng)
     return out, cache["weights"]
+
+
+# ----------------------------------------------------------------------------
+# tiled attention with an online softmax (FlashAttention-2, Dao 2023, Algorithms 1 and 2)
+#
+# The output is computed one (block_q x block_k) tile of the score matrix at a time: no array
+# of T_q x T_k ever exists. The softmax over a row of tiles is assembled with a running maximum
+# m and a running sum l (Milakov & Gimelshein 2018): when a new tile raises the maximum from m
+# to m', everything summed so far is multiplied by exp(m - m'), which makes the result exactly
+# the one-pass softmax. The forward keeps only q, k, v, out and the row log-sum-exp L; the
+# backward recomputes each tile's probabilities as exp(S - L) and uses D = rowsum(dO * O).
+# Loops over tiles are the algorithm; each tile is computed for all batch and head dims at once.
+#
+# causal=True with T_q != T_k aligns the queries with the *last* T_q keys (query i sees keys
+# j <= i + T_k - T_q), as when new queries attend to a cache of earlier keys; with T_q == T_k
+# it is causal_mask(T). Tiles entirely above that diagonal are skipped.
+
+FLASH_BLOCK_Q = 256      # default tile sizes: large enough that each product is one efficient
+FLASH_BLOCK_K = 512      # BLAS call per (batch, head), small enough that a tile stays in cache
+
+
+def check_block(size, name):
+    if isinstance(size, (bool, np.bool_)) or not isinstance(size, (int, np.integer)) or size < 1:
+        raise ValueError(f"{name} must be a positive integer number of rows in a tile, got {size!r}")
+    return int(size)
+
+
+def flash_tiles(T_q, T_k, block_q, block_k, causal=False):
+    """The tiles tiled attention computes: a list of (rows, cols, on_diagonal) in forward order.
+
+    rows and cols are slices of the query and key axes; on_diagonal says that the tile crosses
+    the causal diagonal and needs the mask inside it. With causal=True the tiles entirely above
+    the diagonal are left out; the full grid has ceil(T_q / block_q) * ceil(T_k / block_k) tiles.
+    """
+    block_q, block_k = check_block(block_q, "block_q"), check_block(block_k, "block_k")
+    offset = T_k - T_q                                  # query i sees keys j <= i + offset
+    tiles = []
+    for i0 in range(0, T_q, block_q):
+        i1 = min(i0 + block_q, T_q)
+        for j0 in range(0, T_k, block_k):
+            j1 = min(j0 + block_k, T_k)
+            if causal and j0 > i1 - 1 + offset:         # every key after every query: skip
+                continue
+            tiles.append((slice(i0, i1), slice(j0, j1), causal and j1 - 1 > i0 + offset))
+    return tiles
+
+
+def check_key_mask(key_mask, lead, T_k):
+    """A boolean key mask broadcast to (..., T_k); padding_mask's (B, 1, 1, T_k) is accepted too."""
+    key_mask = np.asarray(key_mask)
+    if key_mask.dtype != np.bool_:
+        raise TypeError(f"key_mask must be boolean (True = may attend), got dtype {key_mask.dtype}; "
+                        "pass key_mask.astype(bool) if 1 means 'keep'")
+    if key_mask.ndim == len(lead) + 2 and key_mask.shape[-2] == 1:
+        key_mask = key_mask[..., 0, :]                  # padding_mask's (B, 1, 1, T_k) -> (B, 1, T_k)
+    target = (*lead, T_k)
+    if (key_mask.ndim < 1 or key_mask.ndim > len(target)
+            or not all(m in (1, t) for m, t in zip(key_mask.shape[::-1], target[::-1]))
+            or key_mask.shape[-1] != T_k):
+        raise ValueError(f"key_mask of shape {key_mask.shape} does not broadcast to (..., T_k) = {target}: "
+                         "it masks keys only, one entry per key (for a (T_q, T_k) mask use attention_forward)")
+    return np.broadcast_to(key_mask, target)                       # (..., T_k) a view
+
+
+def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask):
+    """One tile's scores q_i k_j^T (either one pre-scaled), -inf where masked: (..., bq, bk)."""
+    s = np.matmul(q_i, np.swapaxes(k_j, -1, -2))                              # (..., bq, bk)
+    if on_diagonal:
+        i = np.arange(rows.start, rows.stop)[:, None]                         # (bq, 1)
+        j = np.arange(cols.start, cols.stop)[None, :]                         # (1, bk)
+        np.copyto(s, -np.inf, where=j > i + offset)                           # the future
+    if key_mask is not None:
+        np.copyto(s, -np.inf, where=~key_mask[..., None, cols])               # padded keys
+    return s
+
+
+def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_BLOCK_Q,
+                            block_k=FLASH_BLOCK_K):
+    """Attention computed tile by tile with an online softmax (FlashAttention-2's forward).
+
+    Inputs: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) as in attention_forward;
+      causal: hide the future (query i sees keys j <= i + T_k - T_q); key_mask: optional boolean
+      (..., T_k), True = may attend (padding_mask's (B, 1, 1, T_k) works too); block_q, block_k:
+      the tile size. A query that may attend to no key gets a zero output, as in attention_forward.
+    Returns out (..., T_q, d_v), equal to attention_forward's up to rounding, and a cache holding
+    q, k, v, out, the row log-sum-exp "lse" (..., T_q) and the tile counts "tiles" (computed)
+    and "tiles_total" (the full grid). No (T_q, T_k) array is made.
+    """
+    q, k, v = check_qkv(q, k, v)
+    if not isinstance(causal, (bool, np.bool_)):
+        raise ValueError(f"causal must be True or False, got {causal!r}")
+    *lead, T_q, d_k = q.shape
+    T_k, d_v = k.shape[-2], v.shape[-1]
+    tiles = flash_tiles(T_q, T_k, block_q, block_k, causal)
+    if key_mask is not None:
+        key_mask = check_key_mask(key_mask, lead, T_k)                        # (..., T_k)
+    dt = q.dtype.type
+    scale = 1.0 / np.sqrt(d_k)
+    offset = T_k - T_q
+    out = np.zeros((*lead, T_q, d_v), dtype=q.dtype)                          # (..., T_q, d_v)
+    lse = np.full((*lead, T_q), -np.inf, dtype=q.dtype)                       # (..., T_q)
+    row_starts = sorted({rows.start for rows, _, _ in tiles})
+    for i0 in row_starts:
+        row_tiles = [t for t in tiles if t[0].start == i0]
+        rows = row_tiles[0][0]
+        bq = rows.stop - rows.start
+        qs_i = q[..., rows, :] * dt(scale)                                    # (..., bq, d_k) scaled once
+        m = np.full((*lead, bq, 1), -np.inf, dtype=q.dtype)                   # (..., bq, 1) running max
+        l = np.zeros((*lead, bq, 1), dtype=q.dtype)                           # (..., bq, 1) running sum
+        acc = np.zeros((*lead, bq, d_v), dtype=q.dtype)                       # (..., bq, d_v) unnormalised
+        for _, cols, on_diagonal in row_tiles:
+            p = tile_scores(qs_i, k[..., cols, :], rows, cols, on_diagonal, offset, key_mask)
+            m_new = np.maximum(m, np.max(p, axis=-1, keepdims=True))          # (..., bq, 1)
+            m_use = np.where(np.isfinite(m_new), m_new, dt(0))                # nothing visible yet: 0
+            p -= m_use
+            np.exp(p, out=p)                                                  # (..., bq, bk) exp(S - m')
+            alpha = np.exp(m - m_use)                                         # (..., bq, 1) old max -> new
+            l *= alpha
+            l += np.sum(p, axis=-1, keepdims=True)
+            acc *= alpha                                                      # rescale, then add the tile
+            acc += np.matmul(p, v[..., cols, :])                              # (..., bq, d_v)
+            m = m_new
+        seen = l > 0                                                          # (..., bq, 1)
+        np.divide(acc, l, out=out[..., rows, :], where=seen)                  # (..., bq, d_v) zero if unseen
+        with np.errstate(divide="ignore"):
+            lse[..., rows] = (m + np.log(l))[..., 0]                          # (..., bq) -inf if unseen
+    cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
+             "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale,
+             "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
+    return out, cache
+
+
+def flash_attention_backward(dout, cache):
+    """Backward of flash_attention_forward (FlashAttention-2's Algorithm 2): dout (..., T_q, d_v) ->
+    dq (..., T_q, d_k), dk (..., T_k, d_k), dv (..., T_k, d_v).
+
+    Each tile's probabilities are recomputed from the scores and the saved log-sum-exp,
+    P = exp(S - L), instead of being stored (compute traded for memory); with
+    D = rowsum(dO * O) = rowsum(dP * P), the score gradient is dS = P * (dP - D).
+    The outer loop runs over key blocks so that dk and dv of a block are finished in one pass.
+    """
+    q, k, v, out, lse = cache["q"], cache["k"], cache["v"], cache["out"], cache["lse"]
+    dout = require_float(dout, "dout")
+    if dout.shape != out.shape:
+        raise ValueError(f"dout must have the shape of the attention output {out.shape}, got {dout.shape}")
+    dout = dout.astype(q.dtype, copy=False)
+    *lead, T_q, d_k = q.shape
+    T_k = k.shape[-2]
+    dt = q.dtype.type
+    scale, offset, key_mask = cache["scale"], T_k - T_q, cache["key_mask"]
+    tiles = flash_tiles(T_q, T_k, cache["block_q"], cache["block_k"], cache["causal"])
+    D = np.einsum("...i,...i->...", dout, out)[..., None]                     # (..., T_q, 1) no temporary
+    L = np.where(np.isfinite(lse), lse, dt(np.inf))[..., None]                # (..., T_q, 1) unseen: P = 0
+    dq = np.zeros_like(q)                                                     # (..., T_q, d_k) sums over key blocks
+    dk = np.zeros_like(k)                                                     # (..., T_k, d_k)
+    dv = np.zeros_like(v)                                                     # (..., T_k, d_v)
+    for j0 in sorted({cols.start for _, cols, _ in tiles}):
+        col_tiles = [t for t in tiles if t[1].start == j0]
+        cols = col_tiles[0][1]
+        k_j, v_j = k[..., cols, :], v[..., cols, :]                           # (..., bk, d_k), (..., bk, d_v)
+        ks_j = k_j * dt(scale)                                                # (..., bk, d_k) scaled once
+        dk_j, dv_j = dk[..., cols, :], dv[..., cols, :]                       # views, summed over query blocks
+        for rows, _, on_diagonal in col_tiles:
+            p = tile_scores(q[..., rows, :], ks_j, rows, cols, on_diagonal, offset, key_mask)
+            p -= L[..., rows, :]
+            np.exp(p, out=p)                                                  # (..., bq, bk) P, recomputed
+            dv_j += np.matmul(np.swapaxes(p, -1, -2), dout[..., rows, :])     # (..., bk, d_v)
+            ds = np.matmul(dout[..., rows, :], np.swapaxes(v_j, -1, -2))      # (..., bq, bk) dP
+            ds -= D[..., rows, :]
+            ds *= p                                                           # dS = P * (dP - D)
+            dq[..., rows, :] += np.matmul(ds, k_j)                            # (..., bq, d_k)
+            dk_j += np.matmul(np.swapaxes(ds, -1, -2), q[..., rows, :])       # (..., bk, d_k)
+    dq *= dt(scale)
+    dk *= dt(scale)
+    return dq, dk, dv
+
+
+def flash_attention(q, k, v, causal=False, key_mask=None, block_q=FLASH_BLOCK_Q, block_k=FLASH_BLOCK_K):
+    """Tiled attention's output (..., T_q, d_v) only; see flash_attention_forward."""
+    return flash_attention_forward(q, k, v, causal, key_mask, block_q, block_k)[0]
+
+
+# ----------------------------------------------------------------------------
+# linear attention (Katharopoulos et al. 2020): softmax(q . k) replaced by phi(q) . phi(k)
+#
+# With phi(x) = elu(x) + 1 > 0, out_i = sum_j (phi(q_i) . phi(k_j)) v_j / sum_j phi(q_i) . phi(k_j).
+# Because the similarity is a dot product of features, the sum over keys can be taken first:
+# phi(K)^T V is (d_k, d_v) whatever T is, so the cost grows like T, not T^2. The causal form
+# is also an RNN whose state S_t = sum_{j<=t} phi(k_j) v_j^T, z_t = sum_{j<=t} phi(k_j) has a
+# fixed size: each decoded token costs the same. The normaliser is computed by the same sums on
+# a column of ones appended to v.
+
+def elu_feature_map(x):
+    """phi(x) = elu(x) + 1: x + 1 for x > 0, exp(x) otherwise; always positive."""
+    return np.where(x > 0, x + x.dtype.type(1), np.exp(np.minimum(x, 0)))
+
+
+def elu_feature_map_backward(dphi, x):
+    """Gradient through elu_feature_map: 1 for x > 0, exp(x) otherwise."""
+    return dphi * np.where(x > 0, x.dtype.type(1), np.exp(np.minimum(x, 0)))
+
+
+def linear_sums(a, b, c, causal, chunk, reverse=False):
+    """Y_i = sum over j of (a_i . b_j) c_j: over all j, over j <= i (causal), or j >= i (reverse).
+
+    a (..., T_a, d), b (..., T_b, d), c (..., T_b, e) -> (..., T_a, e). The causal sums run in
+    chunks of `chunk` positions: inside a chunk the masked (chunk, chunk) products, across chunks a
+    running state b^T c of shape (..., d, e), so the cost is linear in T.
+    """
+    if not causal:
+        return np.matmul(a, np.matmul(np.swapaxes(b, -1, -2), c))             # (..., T_a, e)
+    if reverse:                                                               # j >= i: run time backwards
+        flip = lambda x: x[..., ::-1, :]                                      # noqa: E731
+        return flip(linear_sums(flip(a), flip(b), flip(c), True, chunk))
+    *lead, T, d = a.shape
+    state = np.zeros((*lead, d, c.shape[-1]), dtype=a.dtype)                  # (..., d, e)
+    y = np.empty((*lead, T, c.shape[-1]), dtype=a.dtype)                      # (..., T, e)
+    for c0 in range(0, T, chunk):
+        t = slice(c0, min(c0 + chunk, T))
+        w = np.matmul(a[..., t, :], np.swapaxes(b[..., t, :], -1, -2))        # (..., C, C)
+        w *= np.tri(w.shape[-1], dtype=bool)                                  # j <= i inside the chunk
+        y[..., t, :] = np.matmul(w, c[..., t, :]) + np.matmul(a[..., t, :], state)  # (..., C, e)
+        state += np.matmul(np.swapaxes(b[..., t, :], -1, -2), c[..., t, :])   # (..., d, e)
+    return y
+
+
+def linear_attention_forward(q, k, v, causal=False, chunk=64):
+    """Linear attention with the feature map elu(x) + 1, in its parallel form.
+
+    Inputs q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) (causal needs T_q == T_k);
+    chunk: positions per chunk of the causal form (any value gives the same result).
+    Returns out (..., T_q, d_v) and a cache for linear_attention_backward.
+    """
+    q, k, v = check_qkv(q, k, v)
+    chunk = check_block(chunk, "chunk")
+    if causal and q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal linear attention needs as many queries as keys: q {q.shape}, k {k.shape}")
+    fq, fk = elu_feature_map(q), elu_feature_map(k)                           # (..., T_q, d_k), (..., T_k, d_k)
+    v1 = np.concatenate([v, np.ones((*v.shape[:-1], 1), dtype=v.dtype)], axis=-1)  # (..., T_k, d_v + 1)
+    n = linear_sums(fq, fk, v1, causal, chunk)                                # (..., T_q, d_v + 1)
+    den = n[..., -1:]                                                         # (..., T_q, 1) > 0
+    out = n[..., :-1] / den                                                   # (..., T_q, d_v)
+    cache = {"q": q, "k": k, "fq": fq, "fk": fk, "v1": v1, "out": out, "den": den,
+             "causal": bool(causal), "chunk": chunk}
+    return out, cache
+
+
+def linear_attention_backward(dout, cache):
+    """Backward of linear_attention_forward: dout (..., T_q, d_v) -> dq, dk, dv.
+
+    With n = [numerator, denominator], dn = [dout / den, -rowsum(dout * out) / den], and the
+    gradients of Y_i = sum_j (a_i . b_j) c_j are sums of the same kind (reversed in time for
+    the keys and values when causal).
+    """
+    q, k, fq, fk, v1, out, den = (cache[n] for n in ("q", "k", "fq", "fk", "v1", "out", "den"))
+    causal, chunk = cache["causal"], cache["chunk"]
+    dout = require_float(dout, "dout")
+    if dout.shape != out.shape:
+        raise ValueError(f"dout must have the shape of the attention output {out.shape}, got {dout.shape}")
+    dout = dout.astype(q.dtype, copy=False)
+    dn = np.concatenate([dout, -np.sum(dout * out, axis=-1, keepdims=True)], axis=-1) / den  # (..., T_q, d_v + 1)
+    dfq = linear_sums(dn, v1, fk, causal, chunk)                              # (..., T_q, d_k)
+    dfk = linear_sums(v1, dn, fq, causal, chunk, reverse=True)                # (..., T_k, d_k)
+    dv1 = linear_sums(fk, fq, dn, causal, chunk, reverse=True)                # (..., T_k, d_v + 1)
+    return elu_feature_map_backward(dfq, q), elu_feature_map_backward(dfk, k), dv1[..., :-1]
+
+
+def linear_attention(q, k, v, causal=False, chunk=64):
+    """Linear attention's output (..., T_q, d_v) only; see linear_attention_forward."""
+    return linear_attention_forward(q, k, v, causal, chunk)[0]
+
+
+def linear_attention_step(q_t, k_t, v_t, state=None):
+    """One decoding step of causal linear attention as an RNN: constant cost per token.
+
+    q_t, k_t (..., d_k), v_t (..., d_v): the new token's query, key and value; state (S, z) with
+    S (..., d_k, d_v) = sum of phi(k_j) v_j^T and z (..., d_k) = sum of phi(k_j) over the past,
+    or None at the start. Returns out_t (..., d_v) and the new state.
+    """
+    q_t, k_t, v_t = require_float(q_t, "q_t"), require_float(k_t, "k_t"), require_float(v_t, "v_t")
+    if q_t.shape != k_t.shape or q_t.shape[:-1] != v_t.shape[:-1]:
+        raise ValueError(f"q_t and k_t must have one shape (..., d_k) and v_t (..., d_v) the same leading "
+                         f"dims: got {q_t.shape}, {k_t.shape}, {v_t.shape}")
+    if state is None:
+        state = (np.zeros((*k_t.shape, v_t.shape[-1]), dtype=k_t.dtype), np.zeros_like(k_t))
+    S, z = state
+    fq, fk = elu_feature_map(q_t), elu_feature_map(k_t)                       # (..., d_k)
+    S = S + fk[..., :, None] * v_t[..., None, :]                              # (..., d_k, d_v)
+    z = z + fk                                                                # (..., d_k)
+    num = np.matmul(fq[..., None, :], S)[..., 0, :]                           # (..., d_v)
+    out_t = num / np.sum(fq * z, axis=-1, keepdims=True)                      # (..., d_v)
+    return out_t, (S, z)
+
+
+def linear_attention_recurrent(q, k, v):
+    """Causal linear attention one position at a time with linear_attention_step: (..., T, d_v)."""
+    q, k, v = check_qkv(q, k, v)
+    if q.shape[-2] != k.shape[-2]:
+        raise ValueError(f"causal linear attention needs as many queries as keys: q {q.shape}, k {k.shape}")
+    out = np.empty((*q.shape[:-1], v.shape[-1]), dtype=q.dtype)               # (..., T, d_v)
+    state = None
+    for t in range(q.shape[-2]):
+        out[..., t, :], state = linear_attention_step(q[..., t, :], k[..., t, :], v[..., t, :], state)
+    return out
 
 
 # ----------------------------------------------------------------------------

@@ -4,6 +4,9 @@
     .venv/bin/python benchmarks/bench_attention.py --quick      # T = 128, 512, fewer repeats
     .venv/bin/python benchmarks/bench_attention.py --T 512 --repeats 9
     .venv/bin/python benchmarks/bench_attention.py --threads 1   # 1 BLAS and 1 PyTorch thread
+    .venv/bin/python benchmarks/bench_attention.py --tiled       # tiled vs naive vs PyTorch, T = 2048
+    .venv/bin/python benchmarks/bench_attention.py --tiled-memory   # causal tiled fwd+bwd, T = 8192, B = 1
+    .venv/bin/python benchmarks/bench_attention.py --linear      # linear attention against T
 
 What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   attention   attnkit.functional.attention_forward (fwd) and attention_forward +
@@ -13,6 +16,9 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   MHA         attnkit.nn.MultiHeadAttention(512, 8) self-attention on x (B, T, 512) in eval
               mode; PyTorch: torch.nn.MultiheadAttention(512, 8, batch_first=True) with
               need_weights=False (it then uses the fused kernel).
+  tiled       attnkit.functional.flash_attention_forward + flash_attention_backward (default
+              tiles), against attnkit's attention and PyTorch's SDPA in the same alternating loop.
+  linear      attnkit.functional.linear_attention_forward (+ backward), causal, against T.
 Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
 repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
 
@@ -47,7 +53,9 @@ import tracemalloc
 
 import numpy as np
 
-from attnkit.functional import attention_backward, attention_forward
+from attnkit.functional import (attention_backward, attention_forward, flash_attention_backward,
+                                flash_attention_forward, linear_attention_backward,
+                                linear_attention_forward)
 from attnkit.nn import MultiHeadAttention
 
 B, H, D_K = 8, 8, 64
@@ -120,6 +128,26 @@ def torch_mha(T, backward, rng):
     return run
 
 
+def attnkit_tiled(T, backward, rng, causal=False, batch=B):
+    q, k, v, dout = (rng.standard_normal((batch, H, T, D_K), dtype=np.float32) for _ in range(4))
+
+    def run():
+        out, cache = flash_attention_forward(q, k, v, causal=causal)    # (B, h, T, d_k)
+        if backward:
+            flash_attention_backward(dout, cache)
+    return run
+
+
+def attnkit_linear(T, backward, rng):
+    q, k, v, dout = (rng.standard_normal((B, H, T, D_K), dtype=np.float32) for _ in range(4))
+
+    def run():
+        out, cache = linear_attention_forward(q, k, v, causal=True)     # (B, h, T, d_k)
+        if backward:
+            linear_attention_backward(dout, cache)
+    return run
+
+
 WORKLOADS = {"attention": (attnkit_attention, torch_attention), "MHA": (attnkit_mha, torch_mha)}
 
 
@@ -171,6 +199,48 @@ def torch_peak_mib(kind, T, backward):
     return int(res.stdout.strip()) / MIB
 
 
+def tiled_report(Ts, repeats, use_torch):
+    """Tiled against naive attnkit attention and PyTorch, forward + backward, alternating."""
+    print(f"{'tiled fwd+bwd':<14} {'T':>5} {'naive ms':>9} {'tiled ms':>9} {'causal ms':>10}"
+          + (f" {'torch ms':>9}" if use_torch else "") + f" {'tiled/naive':>11}"
+          + (f" {'tiled/torch':>11}" if use_torch else ""))
+    for T in Ts:
+        rng = np.random.default_rng(0)
+        runs = [attnkit_attention(T, True, rng), attnkit_tiled(T, True, rng),
+                attnkit_tiled(T, True, rng, causal=True)]
+        if use_torch:
+            runs.append(torch_attention(T, True, rng))
+        t = time_pair(runs, repeats)
+        line = f"{'':<14} {T:>5} {t[0]:>9.0f} {t[1]:>9.0f} {t[2]:>10.0f}"
+        if use_torch:
+            line += f" {t[3]:>9.0f}"
+        line += f" {t[1] / t[0]:>11.2f}" + (f" {t[1] / t[3]:>11.2f}" if use_torch else "")
+        print(line, f"(load {os.getloadavg()[0]:.1f})", flush=True)
+
+
+def tiled_memory_report(T=8192):
+    """Peak extra memory of causal tiled fwd+bwd at B=1, beyond out and the three gradients."""
+    run = attnkit_tiled(T, True, np.random.default_rng(0), causal=True, batch=1)
+    peak = traced_peak_mib(run)
+    results = 4 * H * T * D_K * 4 / MIB            # out, dq, dk, dv in float32
+    print(f"causal tiled fwd+bwd, B=1, h={H}, T={T}: peak traced {peak:.1f} MiB, of which out + "
+          f"dq + dk + dv {results:.0f} MiB: extra {peak - results:.1f} MiB (target <= 64); a naive "
+          f"score tensor alone would be {H * T * T * 4 / MIB:.0f} MiB")
+
+
+def linear_report(Ts, repeats):
+    """Causal linear attention (fwd and fwd+bwd) against T, with the log-log slope."""
+    rows = []
+    for T in Ts:
+        rng = np.random.default_rng(0)
+        t = time_pair([attnkit_linear(T, False, rng), attnkit_linear(T, True, rng)], repeats)
+        rows.append(t)
+        print(f"linear causal  T={T:>5}  fwd {t[0]:>8.1f} ms  fwd+bwd {t[1]:>8.1f} ms "
+              f"(load {os.getloadavg()[0]:.1f})", flush=True)
+    slope = np.polyfit(np.log(Ts), np.log([r[1] for r in rows]), 1)[0]
+    print(f"log-log slope of fwd+bwd time against T: {slope:.2f} (softmax attention: about 2)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 128 512 2048)")
@@ -180,6 +250,9 @@ def main():
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
+    ap.add_argument("--tiled", action="store_true", help="tiled vs naive vs PyTorch (default T = 2048)")
+    ap.add_argument("--tiled-memory", action="store_true", help="causal tiled fwd+bwd memory at T = 8192, B = 1")
+    ap.add_argument("--linear", action="store_true", help="linear attention against T (default 512 ... 4096)")
     ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.threads and torch is not None:
@@ -190,6 +263,16 @@ def main():
         return
 
     use_torch = torch is not None and not args.no_torch
+    if args.tiled or args.tiled_memory or args.linear:
+        print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32")
+        if args.tiled_memory:
+            tiled_memory_report()
+        if args.tiled:
+            tiled_report(args.T or [2048], args.repeats or 3, use_torch)
+        if args.linear:
+            linear_report(args.T or [512, 1024, 2048, 4096], args.repeats or 3)
+        return
     Ts = args.T or ([128, 512] if args.quick else [128, 512, 2048])
     print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
           + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), " if use_torch else "PyTorch not used, ")
