@@ -199,3 +199,12 @@ def test_html_check_reports_requests_and_css(book):
     (book / "_static" / "font.css").write_text("/* url(https://ok.in/comment) */ @font-face { src: url('https://fonts.example.com/a.woff') }")
     n, css_fails = checker.check_css()
     assert n == 2 and len(css_fails) == 1 and "fonts.example.com" in css_fails[0][1]
+
+
+def test_every_notebook_starts_with_the_colab_cell():
+    # Colab opens a chapter alone: its first code cell installs attnkit there (tests/colab_cell.py)
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / "colab_cell.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
