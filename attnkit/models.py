@@ -22,7 +22,7 @@ import numpy as np
 from .functional import causal_mask, softmax, softmax_backward
 from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
-                 MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng)
+                 MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng, step_mask)
 
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
@@ -453,13 +453,7 @@ def _keep(ids, pad_id, lengths):
     """(B, T) bool, True on real tokens: from explicit lengths if given, else ids != pad_id."""
     B, T = ids.shape
     if lengths is not None:
-        lengths = np.asarray(lengths)
-        if lengths.shape != (B,) or not np.issubdtype(lengths.dtype, np.integer):
-            raise ValueError(f"lengths must be {B} integers (one per sequence), got shape {lengths.shape}, "
-                             f"dtype {lengths.dtype}")
-        if np.any(lengths < 0) or np.any(lengths > T):
-            raise ValueError(f"every length must lie in [0, T={T}], got {lengths.tolist()}")
-        return np.arange(T)[None, :] < lengths[:, None]                  # (B, T)
+        return step_mask(B, T, lengths)                                   # (B, T)
     if pad_id is None:
         return np.ones((B, T), dtype=bool)
     return ids != pad_id                                                 # (B, T)
