@@ -1,6 +1,6 @@
 """Checkers for chapter 24, induction heads: the previous-token and induction scores of attention matrices.
 
-    from attnkit.exercises.heads import check_induction_score
+    from attnkit.exercises.induction import check_induction_score
     check_induction_score(my_induction_score)   # -> PASSED ... or NOT YET ... with a hint
 
 Each checker knows the usual mistakes for its exercise and names the one it recognises.

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from attnkit.exercises.core import assert_fails_with as fails_with, assert_passes as passes
-from attnkit.exercises.heads import check_induction_score, check_previous_token_score
-from attnkit.heads import induction_scores, previous_token_scores
+from attnkit.exercises.induction import check_induction_score, check_previous_token_score
+from attnkit.induction import induction_scores, previous_token_scores
 
 
 def previous_ref(w):

@@ -1,11 +1,11 @@
-"""Attention-only GPTs (GPTConfig(mlp=False)) and attnkit.heads: repeated-token data, previous-token
+"""Attention-only GPTs (GPTConfig(mlp=False)) and attnkit.induction: repeated-token data, previous-token
 and induction scores on hand-built attention matrices, the loss on the repeated half, head ablation
 and the phase-change rule."""
 import numpy as np
 import pytest
 
 from attnkit.gradcheck import numerical_gradient, rel_error
-from attnkit.heads import (ablated, head_scores, induction_scores, induction_targets, phase_change_step,
+from attnkit.induction import (ablated, head_scores, induction_scores, induction_targets, phase_change_step,
                            previous_token_scores, repeat_batches, repeated_half_loss, repeated_half_mask,
                            repeated_tokens, token_losses)
 from attnkit.losses import CrossEntropyLoss
