@@ -429,8 +429,8 @@ class MultiHeadAttention(Module):
     """Multi-head attention for self-attention (x_kv=None) and cross-attention.
 
     MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o + b_o, head_i = Attention(Q W_q^i, K W_k^i, V W_v^i),
-    where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model),
-    Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
+    where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model)
+    (W_k, W_v: (d_model, h_kv d_k) with grouped queries, below), Xavier uniform; the biases start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
     keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
@@ -545,7 +545,7 @@ class MultiHeadAttention(Module):
 
     def group_queries(self, q):
         """(B, h, T_q, d_k) -> (B, h_kv, g T_q, d_k): row r of group j is query head j g + r // T_q
-        at position r % T_q. A view-free reshape (a copy) when g > 1, q itself when g = 1."""
+        at position r % T_q. A reshape (a copy of q, which is a transposed view); q when g = 1."""
         B, h, T_q, d_k = q.shape
         return q.reshape(B, self.h_kv, self.group * T_q, d_k)            # (B, h_kv, g T_q, d_k)
 
