@@ -69,6 +69,19 @@ def check_mask(mask, scores_shape):
     return mask
 
 
+def check_bias(bias, scores_shape, dtype):
+    """Check that an additive score bias broadcasts to scores_shape (..., T_q, T_k); return it in dtype."""
+    bias = require_float(bias, "bias")
+    if bias.ndim > len(scores_shape) or not all(
+            b in (1, s) for b, s in zip(bias.shape[::-1], scores_shape[::-1])):
+        raise ValueError(
+            f"bias of shape {bias.shape} does not broadcast to attention scores of shape "
+            f"{scores_shape} (..., T_q, T_k); each bias dimension must be 1 or equal the score's")
+    if not np.all(np.isfinite(bias)):
+        raise ValueError("bias must be finite: hide keys with the boolean mask, not with -inf in the bias")
+    return bias.astype(dtype, copy=False)
+
+
 # ----------------------------------------------------------------------------
 # softmax
 
@@ -194,7 +207,7 @@ def check_qkv(q, k, v):
     return q, k, v
 
 
-def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None):
+def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None, bias=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
     Inputs:
@@ -207,6 +220,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
       rng: np.random.Generator used for dropout (required when dropout_p > 0)
       block_bytes: size of the blocks of query rows the scores are computed in (default
          BLOCK_BYTES); any value gives the same result, only speed and memory change
+      bias: optional finite float array broadcastable to (..., T_q, T_k), added to the scaled
+         scores before the mask (ALiBi's distance penalties); fixed, it gets no gradient
     Returns out of shape (..., T_q, d_v), cache (a dict; cache["weights"] are the weights used,
     after dropout, of shape (..., T_q, T_k); cache["probs"] the softmax before dropout).
 
@@ -222,6 +237,8 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     T_k, d_v = k.shape[-2], v.shape[-1]
     if mask is not None:
         mask = check_mask(mask, (*lead, T_q, T_k))
+    if bias is not None:
+        bias = check_bias(bias, (*lead, T_q, T_k), q.dtype)
     scale = 1.0 / np.sqrt(d_k)
     qs = q * q.dtype.type(scale)                                    # (..., T_q, d_k) scale the small operand
     kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
@@ -232,9 +249,12 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     def fill(bi):                                                   # one chunk of the first leading axis
         qc, ktc, vc = qs[bi], kt[bi], v[bi]
         mc = None if mask is None else batch_part(mask, bi, len(lead))
+        bc = None if bias is None else batch_part(bias, bi, len(lead))
         for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
             w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
             np.matmul(qc[..., rows, :], ktc, out=w)                 # scores
+            if bc is not None:
+                w += bc if bc.shape[-2] == 1 else bc[..., rows, :]  # + bias (..., Tb, T_k)
             if mc is not None:
                 mb = mc if mc.shape[-2] == 1 else mc[..., rows, :]
                 np.copyto(w, -np.inf, where=~mb)                    # masked scores -> -inf
@@ -310,12 +330,12 @@ def attention_backward(dout, cache):
     return dq, dk, dv
 
 
-def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, rng=None):
-    """softmax(q k^T / sqrt(d_k)) v. Shapes as in attention_forward; returns (out, weights).
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, rng=None, bias=None):
+    """softmax(q k^T / sqrt(d_k) + bias) v. Shapes as in attention_forward; returns (out, weights).
 
     out: (..., T_q, d_v); weights: (..., T_q, T_k), after dropout when dropout_p > 0.
     """
-    out, cache = attention_forward(q, k, v, mask=mask, dropout_p=dropout_p, rng=rng)
+    out, cache = attention_forward(q, k, v, mask=mask, dropout_p=dropout_p, rng=rng, bias=bias)
     return out, cache["weights"]
 
 

@@ -125,12 +125,13 @@ class EncoderLayer(Module):
         self.attn_block = Residual(self.self_attn, self.norm1, self.drop1, c.norm_first)
         self.ff_block = Residual(self.ff, self.norm2, self.drop2, c.norm_first)
 
-    def forward(self, x, mask=None, cache=None):
+    def forward(self, x, mask=None, cache=None, positions=None, bias=None):
         """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
 
         cache: None in training; a KVCache when a causal stack (a decoder-only model) generates
-        step by step: x are then the next T positions and mask their (T, t + T) causal part."""
-        x = self.attn_block.forward(x, mask=mask, cache=cache)           # (B, T, d_model)
+        step by step: x are then the next T positions and mask their (T, t + T) causal part.
+        positions, bias: passed to the self-attention (see MultiHeadAttention.forward)."""
+        x = self.attn_block.forward(x, mask=mask, cache=cache, positions=positions, bias=bias)  # (B, T, d)
         return self.ff_block.forward(x)                                  # (B, T, d_model)
 
     def backward(self, dout):
@@ -235,12 +236,13 @@ class Encoder(_Stack):
 
     layer_class = EncoderLayer
 
-    def forward(self, x, mask=None, cache=None):
+    def forward(self, x, mask=None, cache=None, positions=None, bias=None):
         """x: (B, T, d_model); mask broadcastable to (B, h, T, T). Returns (B, T, d_model).
-        cache: None, or one KVCache per layer (a decoder-only model generating, see GPT)."""
+        cache: None, or one KVCache per layer (a decoder-only model generating, see GPT).
+        positions, bias: passed to every layer's self-attention (see MultiHeadAttention.forward)."""
         caches = cache if cache is not None else [None] * len(self.layers)
         for layer, layer_cache in zip(self.layers, caches):
-            x = layer.forward(x, mask, layer_cache)                      # (B, T, d_model)
+            x = layer.forward(x, mask, layer_cache, positions=positions, bias=bias)  # (B, T, d_model)
         return self._final_norm(x)                                       # (B, T, d_model)
 
     def attention_weights(self):
@@ -993,6 +995,9 @@ class RNNSeq2Seq(Module):
 # ----------------------------------------------------------------------------
 # decoder-only language model (GPT)
 
+GPT_POSITIONS = ("learned", "none")
+
+
 @dataclass
 class GPTConfig:
     """Sizes and options of the decoder-only language model (defaults: nanoGPT's CPU Shakespeare model)."""
@@ -1008,8 +1013,12 @@ class GPTConfig:
     activation: str = "gelu"            # feed-forward nonlinearity: "gelu" (GPT-2) or "relu"
     seed: int = 0                       # seed of the initialization and dropout generator
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+    pos: str = "learned"                # positions: "learned" (a table of context_length rows)
+                                        # or "none" (the causal mask alone tells order)
 
     def __post_init__(self):
+        if self.pos not in GPT_POSITIONS:
+            raise ValueError(f"pos must be one of {', '.join(map(repr, GPT_POSITIONS))}, got {self.pos!r}")
         for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -1040,7 +1049,8 @@ class GPT(Module):
         c = self.config = config
         rng = make_rng(c.seed)
         self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
-        self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
+        if c.pos == "learned":
+            self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
         self.drop = Dropout(c.dropout, rng=rng)
         self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.dropout,
                               c.activation, c.norm_first, rng=rng, dtype=c.dtype)
@@ -1069,15 +1079,18 @@ class GPT(Module):
         else:
             if not isinstance(cache, GPTCache) or cache.num_rows != B:
                 raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
-            offset = cache.length
+            offset = cache.position
             if offset + T > c.context_length:
                 raise ValueError(f"{T} new positions after {offset} cached ones exceed context_length="
                                  f"{c.context_length}: start a new cache on the last tokens")
             mask = _offset_causal_mask(offset, T)                         # (T, offset + T) or None
+        positions = np.arange(offset, offset + T)                         # (T,) absolute positions
         x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
-        x = x + self.pos_embed.forward(np.arange(offset, offset + T)[None, :])  # (B, T, d_model)
+        if c.pos == "learned":
+            x = x + self.pos_embed.forward(positions[None, :])            # (B, T, d_model)
         x = self.drop.forward(x)                                          # (B, T, d_model)
-        x = self.blocks.forward(x, mask, None if cache is None else cache.layers)  # (B, T, d_model)
+        x = self.blocks.forward(x, mask, None if cache is None else cache.layers,
+                                positions=positions)                      # (B, T, d_model)
         return self.head.forward(x)                                       # (B, T, V)
 
     def backward(self, dlogits):
@@ -1085,8 +1098,9 @@ class GPT(Module):
         dx = self.head.backward(dlogits)                                  # (B, T, d_model)
         dx = self.blocks.backward(dx)                                     # (B, T, d_model)
         dx = self.drop.backward(dx)                                       # (B, T, d_model)
-        # every sequence of the batch uses the same positions: their gradients add up
-        self.pos_embed.backward(dx.sum(axis=0, keepdims=True))            # (1, T, d_model)
+        if self.config.pos == "learned":
+            # every sequence of the batch uses the same positions: their gradients add up
+            self.pos_embed.backward(dx.sum(axis=0, keepdims=True))        # (1, T, d_model)
         self.tok_embed.backward(dx)
         return None
 
@@ -1112,3 +1126,8 @@ class GPTCache:
     def length(self):
         """Positions cached so far, the position offset of the next forward."""
         return self.layers[0].length
+
+    @property
+    def position(self):
+        """Positions appended so far (absolute), the position of the next token."""
+        return self.layers[0].position

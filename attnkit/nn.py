@@ -433,6 +433,14 @@ class MultiHeadAttention(Module):
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
     keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
     keeps them in a KVCache (decoding).
+
+    Hooks for the chapters on positions and on what heads do:
+      rotary: None, or an object with forward(x, positions) and backward(dx, positions) on
+         (B, h, T, d_k) arrays (rotary position embeddings), applied in self-attention to the
+         queries and keys after the projection, before the cache (the cache keeps rotated keys);
+      head_gate: (h,) multipliers on each head's output, ones by default (not a parameter, not
+         in checkpoints; ``head_gate[i] = 0`` removes head i); every backward sets
+         head_gate_grad (h,), dL/dgate for that batch (head importance, Michel et al. 2019).
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32,
@@ -461,6 +469,10 @@ class MultiHeadAttention(Module):
             for p in lin.params:
                 self.params[f"{p}_{name}"], self.grads[f"{p}_{name}"] = lin.params[p], lin.grads[p]
         self.attn_weights = None
+        self.rotary = None
+        self.positions = None
+        self.head_gate = np.ones(num_heads, dtype=dtype)                  # (h,)
+        self.head_gate_grad = np.zeros(num_heads, dtype=dtype)            # (h,) set by backward
 
     def _projections(self):
         return self.q_proj, self.k_proj, self.v_proj, self.out_proj
@@ -498,9 +510,14 @@ class MultiHeadAttention(Module):
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
         return x
 
-    def forward(self, x_q, x_kv=None, mask=None, cache=None):
+    def forward(self, x_q, x_kv=None, mask=None, cache=None, positions=None, bias=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
         mask: boolean, broadcastable to (B, h, T_q, T_k), True = may attend. Returns (B, T_q, d_model).
+
+        positions: (T_q,) ints, the absolute positions of the query rows (and in self-attention
+        of the new keys), read by ``rotary``; default arange(offset, offset + T_q) with offset
+        cache.position (0 without a cache). bias: float, broadcastable to (B, h, T_q, T_k),
+        added to the scaled scores (ALiBi); it gets no gradient.
 
         cache: a KVCache while decoding (inference only: no dropout, no backward). Self-attention
         appends the keys and values of the T_q new positions and attends over every cached one
@@ -512,42 +529,78 @@ class MultiHeadAttention(Module):
         x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        positions = self._positions(positions, x_q.shape[1], cache)        # (T_q,)
         if cache is not None:
-            return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache)
+            return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache, positions, bias)
         if self_attn:
             q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
+            q, k = self._rotate(q, positions), self._rotate(k, positions)  # (B, h, T, d_k) each
         else:
             q = self.split_heads(self.project(x_q, "q"))                   # (B, h, T_q, d_k)
             k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
         p = self.dropout if self.training else 0.0
-        # (B, h, T_q, d_k)
-        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.dropout_rng)
-        concat = self.merge_heads(heads)                                   # (B, T_q, d_model)
+        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.dropout_rng,
+                                              bias=bias)                   # (B, h, T_q, d_k)
+        concat = self.merge_heads(self._gate(heads))                       # (B, T_q, d_model)
         out = self.out_proj.forward(concat)                                # (B, T_q, d_model)
         self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
         # the Linear layers keep x_q, x_kv and concat for their backward; named here as well, so
         # that this layer's cache shows all it holds (the backpropagation chapter counts it)
-        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)
+        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)          # attn_cache["out"] is heads
+        self.positions = positions                                         # (T_q,) for the rotary backward
         return out
 
-    def _forward_cached(self, x_q, memory, mask, cache):
+    def _positions(self, positions, T_q, cache):
+        """The absolute positions (T_q,) of the query rows: given, or counted from the cache."""
+        if positions is None:
+            offset = 0 if cache is None or cache.fixed else cache.position
+            return np.arange(offset, offset + T_q)                         # (T_q,)
+        positions = np.asarray(positions)
+        if positions.shape != (T_q,) or not np.issubdtype(positions.dtype, np.integer):
+            raise ValueError(f"positions must be {T_q} integers, one per query row, got "
+                             f"{positions.dtype} array of shape {positions.shape}")
+        return positions
+
+    def _rotate(self, x, positions, backward=False):
+        """The rotary hook on (B, h, T, d_k) queries or keys (or their gradients); identity without one."""
+        if self.rotary is None:
+            return x
+        return self.rotary.backward(x, positions) if backward else self.rotary.forward(x, positions)
+
+    def _gate(self, heads):
+        """Each head's output times its gate: (B, h, T_q, d_k) -> (B, h, T_q, d_k)."""
+        if np.all(self.head_gate == 1):
+            return heads                                                   # the default: no copy
+        return heads * self.head_gate.astype(heads.dtype)[:, None, None]   # (B, h, T_q, d_k)
+
+    def _forward_cached(self, x_q, memory, mask, cache, positions=None, bias=None):
         if not isinstance(cache, KVCache):
             raise TypeError(f"cache must be an attnkit.nn.KVCache, got {type(cache).__name__}")
         if memory is None:
-            k, v = cache.append(*self.keys_values(x_q))                    # (B, h, t + T_q, d_k) each
+            k_new, v_new = self.keys_values(x_q)                           # (B, h, T_q, d_k) each
+            k, v = cache.append(self._rotate(k_new, positions), v_new)     # (B, h, t + T_q, d_k) each
         else:
             if cache.k is None:  # the memory is the same at every step
                 cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
             k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
-        out = self.attend_cached(x_q, k, v, mask=mask)                     # (B, T_q, d_model)
+            positions = None                                               # no rotation across sequences
+        out = self.attend_cached(x_q, k, v, mask=mask, positions=positions, bias=bias)  # (B, T_q, d_model)
         cache.record(self.attn_weights, x_q.shape[1])
         return out
 
     def backward(self, dout):
         """dout: (B, T_q, d_model) -> dx for self-attention, or (dx_q, dx_kv) for cross-attention."""
         _, _, self_attn, _, attn_cache = self.cache
+        heads, positions = attn_cache["out"], self.positions               # (B, h, T_q, d_k), (T_q,)
         dconcat = self.out_proj.backward(dout)                             # (B, T_q, d_model)
-        dq, dk, dv = attention_backward(self.split_heads(dconcat), attn_cache)   # (B, h, T, d_k) each
+        dgated = self.split_heads(dconcat)                                 # (B, h, T_q, d_k)
+        # gate: gated_i = g_i heads_i, so dL/dg_i = sum(dgated_i * heads_i), dheads_i = g_i dgated_i
+        self.head_gate_grad = np.einsum("bhtd,bhtd->h", dgated, heads).astype(self.head_gate.dtype)
+        dheads = self._gate(dgated)                                        # (B, h, T_q, d_k)
+        dq, dk, dv = attention_backward(dheads, attn_cache)                # (B, h, T, d_k) each
+        if self_attn:
+            dq = self._rotate(dq, positions, backward=True)                # (B, h, T, d_k)
+            dk = self._rotate(dk, positions, backward=True)                # (B, h, T, d_k)
         dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d_model) each
         if self_attn:
             # the three projections read one input: one (d, 3d) weight gradient and one matmul for dx
@@ -555,18 +608,22 @@ class MultiHeadAttention(Module):
         dx_kv = self.k_proj.backward(dk) + self.v_proj.backward(dv)        # (B, T_k, d_model)
         return self.q_proj.backward(dq), dx_kv                             # (B, T_q, d), (B, T_k, d)
 
-    def attend_cached(self, x_q, k, v, mask=None):
+    def attend_cached(self, x_q, k, v, mask=None, positions=None, bias=None):
         """Inference with keys and values computed earlier (a key/value cache), no dropout, no backward.
 
         x_q: (B, T_q, d_model) new query positions; k, v: (B, h, T_k, d_k) as keys_values or
-        project_qkv return them; mask: boolean, broadcastable to (B, h, T_q, T_k).
+        project_qkv return them (keys already rotated when ``rotary`` is set); mask: boolean,
+        broadcastable to (B, h, T_q, T_k); positions (T_q,): the queries' positions for
+        ``rotary`` (None: not rotated); bias: added to the scores, as in forward.
         Returns (B, T_q, d_model); ``attn_weights`` holds the weights (B, h, T_q, T_k).
         """
         x_q = self._check_input(x_q, "x_q")
         q = self.split_heads(self.project(x_q, "q"))                       # (B, h, T_q, d_k)
-        heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask)  # (B, h, T_q, d_k)
+        if positions is not None:
+            q = self._rotate(q, positions)                                 # (B, h, T_q, d_k)
+        heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)  # (B, h, T_q, d_k)
         self.cache = None                                                  # nothing to backpropagate
-        return self.project(self.merge_heads(heads), "o")                  # (B, T_q, d_model)
+        return self.project(self.merge_heads(self._gate(heads)), "o")      # (B, T_q, d_model)
 
 
 class KVCache:
@@ -587,6 +644,7 @@ class KVCache:
         self.k = self.v = None        # (N, h, capacity or S, d_k) once filled
         self.fixed = False            # True: keys and values of a memory, set once
         self.length = 0               # key positions held (self-attention: positions decoded)
+        self.position = 0             # positions appended so far (absolute): the next one's position
         self.queries = 0              # query positions attended so far
         self.weights = None           # (N, h, capacity, T_k) when keep_weights
 
@@ -607,6 +665,7 @@ class KVCache:
         self.k[:, :, t:t + n] = k_new                                     # (N, h, n, d_k)
         self.v[:, :, t:t + n] = v_new                                     # (N, h, n, d_k)
         self.length = t + n
+        self.position += n
         return self.k[:, :, :t + n], self.v[:, :, :t + n]                 # (N, h, t + n, d_k) each
 
     def set_fixed(self, k, v):
