@@ -20,6 +20,8 @@ from typing import Any, Optional
 import numpy as np
 
 from .functional import causal_mask, softmax, softmax_backward
+from . import positions as _pos
+from ._checks import check_int
 from .seeding import make_rng
 from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
                  MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng, step_mask)
@@ -995,7 +997,7 @@ class RNNSeq2Seq(Module):
 # ----------------------------------------------------------------------------
 # decoder-only language model (GPT)
 
-GPT_POSITIONS = ("learned", "none")
+GPT_POSITIONS = _pos.POSITION_METHODS     # "learned", "none", "sinusoidal", "rope", "alibi" (chapter 22)
 
 
 @dataclass
@@ -1014,11 +1016,14 @@ class GPTConfig:
     seed: int = 0                       # seed of the initialization and dropout generator
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
     pos: str = "learned"                # positions: "learned" (a table of context_length rows)
-                                        # or "none" (the causal mask alone tells order)
+                                        # or "none" (the causal mask alone tells order); chapter 22:
+                                        # "sinusoidal" (fixed table), "rope" (rotary), "alibi" (biases)
+    rope_base: float = 10000.0          # rope: pair i turns by rope_base^(-2i/d_head) per position
+    rope_scale: float = 1.0             # rope: positions times this (interpolation: train_len / eval_len)
+    position_table: Optional[int] = None  # learned, sinusoidal: table rows (None: context_length); the
+                                        # longest input. rope, alibi, none take any length
 
     def __post_init__(self):
-        if self.pos not in GPT_POSITIONS:
-            raise ValueError(f"pos must be one of {', '.join(map(repr, GPT_POSITIONS))}, got {self.pos!r}")
         for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -1031,6 +1036,7 @@ class GPTConfig:
             raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
         if not np.issubdtype(np.dtype(self.dtype), np.floating):
             raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
+        _pos.check_position_config(self)
 
 
 class GPT(Module):
@@ -1040,6 +1046,9 @@ class GPT(Module):
     t + 1 and depend on ids[:, :t+1] only (the causal mask). No encoder, no cross-attention: a
     decoder block without its middle sublayer is an encoder block with a causal mask, so the
     blocks are attnkit's Encoder stack (pre-LN by default, with its final LayerNorm).
+    config.pos chooses how positions enter (attnkit.positions): added vectors from a learned or
+    sinusoidal table (inputs up to the table's rows), rotated queries and keys (rope), a bias
+    on the scores (alibi) or nothing (none); the last three take inputs of any length.
     """
 
     def __init__(self, config):
@@ -1049,48 +1058,57 @@ class GPT(Module):
         c = self.config = config
         rng = make_rng(c.seed)
         self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
-        if c.pos == "learned":
-            self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
+        _pos.make_position_modules(self, rng)                             # self.pos_embed: learned, sinusoidal
         self.drop = Dropout(c.dropout, rng=rng)
         self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.dropout,
                               c.activation, c.norm_first, rng=rng, dtype=c.dtype)
+        _pos.attach_rotary(self)                                          # rope: every attention rotates
         if c.tie_embeddings:
             self.head = TiedOutputProjection(self.tok_embed)
         else:
             self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
 
-    def make_cache(self, num_rows):
-        """An empty GPTCache for forward(ids, cache=...): num_rows sequences, up to context_length positions."""
-        return GPTCache(self, num_rows)
+    def make_cache(self, num_rows, capacity=None):
+        """An empty GPTCache for forward(ids, cache=...): num_rows sequences, up to capacity
+        positions (default context_length)."""
+        return GPTCache(self, num_rows, capacity)
 
     def forward(self, ids, cache=None):
-        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V).
+        """ids: (B, T) token ids -> logits (B, T, V). T may exceed context_length (the training
+        length) for pos = rope, alibi and none, and up to position_table rows for learned and
+        sinusoidal (a position past the table raises ValueError).
 
         cache: a GPTCache (see make_cache) to generate step by step: ids are then the next T
-        positions, from cache.length on (the position offset), every earlier one is read from
+        positions, from cache.position on (the position offset), every earlier one is read from
         the cache, and the cache grows by T. The logits equal (up to rounding) those of the
         whole prefix at once. Inference only: no backward through a cached call."""
         c = self.config
-        ids = _check_ids(ids, c.vocab_size, c.context_length, "ids")
+        rows = _pos.table_rows(c)                                         # None: any length
+        ids = _check_ids(ids, c.vocab_size, float("inf") if rows is None else rows, "ids")
         B, T = ids.shape
-        offset = 0
+        offset, held = 0, 0
         if cache is None:
             mask = causal_mask(T)[None, None]                             # (1, 1, T, T)
         else:
             if not isinstance(cache, GPTCache) or cache.num_rows != B:
                 raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
-            offset = cache.position
-            if offset + T > c.context_length:
-                raise ValueError(f"{T} new positions after {offset} cached ones exceed context_length="
-                                 f"{c.context_length}: start a new cache on the last tokens")
-            mask = _offset_causal_mask(offset, T)                         # (T, offset + T) or None
+            offset, held = cache.position, cache.length
+            if held + T > cache.capacity:
+                limit = (f"context_length={cache.capacity}" if cache.capacity == c.context_length
+                         else f"the cache's capacity={cache.capacity}")
+                raise ValueError(f"{T} new positions after {held} cached ones exceed {limit}: start a new "
+                                 "cache on the last tokens, or make one with a larger capacity "
+                                 "(model.make_cache(num_rows, capacity))")
+            mask = _offset_causal_mask(held, T)                           # (T, held + T) or None
         positions = np.arange(offset, offset + T)                         # (T,) absolute positions
         x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
-        if c.pos == "learned":
+        if c.pos in _pos.TABLE_METHODS:
             x = x + self.pos_embed.forward(positions[None, :])            # (B, T, d_model)
         x = self.drop.forward(x)                                          # (B, T, d_model)
+        # alibi: the bias of each query over the keys the attention will hold (cached + new)
+        bias = _pos.score_bias(c, positions, np.arange(offset - held, offset + T))  # (h, T, held + T)
         x = self.blocks.forward(x, mask, None if cache is None else cache.layers,
-                                positions=positions)                      # (B, T, d_model)
+                                positions=positions, bias=bias)           # (B, T, d_model)
         return self.head.forward(x)                                       # (B, T, V)
 
     def backward(self, dlogits):
@@ -1112,14 +1130,16 @@ class GPT(Module):
 class GPTCache:
     """The key/value caches of a GPT's blocks (one attnkit.nn.KVCache each), filled as GPT.forward(cache=...) runs."""
 
-    def __init__(self, model, num_rows):
-        """model: a GPT; num_rows: sequences generated together. Memory: 2 * layers * num_rows *
-        context_length * d_model numbers."""
+    def __init__(self, model, num_rows, capacity=None):
+        """model: a GPT; num_rows: sequences generated together; capacity: positions to hold
+        (default context_length). Memory: 2 * layers * num_rows * capacity * d_model numbers."""
         if not isinstance(model, GPT):
             raise TypeError(f"GPTCache needs an attnkit.models.GPT, got {type(model).__name__}")
         if isinstance(num_rows, bool) or int(num_rows) != num_rows or num_rows < 1:
             raise ValueError(f"num_rows must be a positive integer, got {num_rows!r}")
-        self.num_rows, self.capacity = int(num_rows), model.config.context_length
+        capacity = model.config.context_length if capacity is None else capacity
+        self.num_rows = int(num_rows)
+        self.capacity = check_int(capacity, "capacity", 1, " (the most positions the cache holds)")
         self.layers = [KVCache(self.capacity) for _ in model.blocks.layers]
 
     @property

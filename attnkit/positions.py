@@ -24,10 +24,14 @@ import numpy as np
 
 from ._checks import check_int
 from .functional import require_float
-from .nn import Embedding, Module
+from .nn import Embedding, Module, sinusoidal_table
 
 __all__ = ["rope_frequencies", "rope_angles", "apply_rope", "apply_rope_backward", "RotaryEmbedding",
-           "alibi_slopes", "alibi_bias", "LearnedPositions", "check_positions"]
+           "alibi_slopes", "alibi_bias", "LearnedPositions", "SinusoidalPositions", "check_positions",
+           "POSITION_METHODS", "TABLE_METHODS"]
+
+POSITION_METHODS = ("learned", "none", "sinusoidal", "rope", "alibi")   # GPTConfig.pos
+TABLE_METHODS = ("learned", "sinusoidal")    # absolute vectors from a table of a fixed number of rows
 
 
 # ----------------------------------------------------------------------------
@@ -171,19 +175,102 @@ def alibi_bias(h, q_positions, k_positions, dtype=np.float64):
 # ----------------------------------------------------------------------------
 # learned absolute positions
 
+def _check_table(positions, rows, kind):
+    p = np.asarray(positions)
+    if p.size and np.issubdtype(p.dtype, np.integer) and p.max() >= rows:
+        raise ValueError(f"position {int(p.max())} is past the {kind} table of {rows} positions "
+                         f"(0 .. {rows - 1}): {kind} positions have no vector beyond the table; build the "
+                         f"model with a table of at least {int(p.max()) + 1} rows (GPTConfig.position_table), "
+                         "or use a relative method (rope, alibi)")
+
+
 class LearnedPositions(Embedding):
     """A learned table of max_len position vectors (GPT's position embedding); W (max_len, d_model)."""
 
     def forward(self, positions):
         """positions: (T,) or (B, T) integers in [0, max_len) -> (..., T, d_model)."""
-        p = np.asarray(positions)
-        if p.size and np.issubdtype(p.dtype, np.integer) and p.max() >= self.vocab_size:
-            raise ValueError(f"position {int(p.max())} is past the learned table of {self.vocab_size} "
-                             f"positions (0 .. {self.vocab_size - 1}): learned positions have no vector "
-                             f"beyond the table; build the model with a table of at least {int(p.max()) + 1} "
-                             "rows, or use a relative method (rope, alibi)")
+        _check_table(positions, self.vocab_size, "learned")
         return super().forward(positions)
 
     @property
     def max_len(self):
         return self.vocab_size
+
+
+class SinusoidalPositions(Module):
+    """The fixed sinusoidal table of chapter 5, divided by sqrt(d_model), looked up by position.
+
+    Not a parameter (nothing to learn or save). The division keeps the 2017 paper's ratio of
+    token to position vectors (the paper multiplies the embeddings by sqrt(d_model) instead),
+    with GPT's token embeddings of norm about 1: each position vector has norm sqrt(1/2)."""
+
+    def __init__(self, max_len, d_model, dtype=np.float32):
+        super().__init__()
+        self.max_len, self.d_model = check_int(max_len, "max_len", 1), check_int(d_model, "d_model", 1)
+        self.table = (sinusoidal_table(max_len, d_model) / math.sqrt(d_model)).astype(dtype)  # (max_len, d)
+
+    def forward(self, positions):
+        """positions: (T,) or (B, T) integers in [0, max_len) -> (..., T, d_model), not learned."""
+        p = np.asarray(positions)
+        if not np.issubdtype(p.dtype, np.integer) or (p.size and p.min() < 0):
+            raise ValueError(f"positions must be non-negative integers, got {p.dtype} {p.ravel()[:5]}")
+        _check_table(p, self.max_len, "sinusoidal")
+        return self.table[p]                                            # (..., T, d_model)
+
+    def backward(self, dout):
+        """A fixed table: no gradient to keep."""
+        return None
+
+
+# ----------------------------------------------------------------------------
+# the pieces GPT(config) uses for config.pos (attnkit.models.GPT calls these)
+
+def table_rows(config):
+    """Rows of the learned or sinusoidal table (config.position_table, default context_length);
+    None for the methods without a table."""
+    if config.pos not in TABLE_METHODS:
+        return None
+    return config.context_length if config.position_table is None else config.position_table
+
+
+def check_position_config(config):
+    """The position fields of a GPTConfig: ValueError naming the field and the fix."""
+    if config.pos not in POSITION_METHODS:
+        raise ValueError(f"pos must be one of {', '.join(map(repr, POSITION_METHODS))}, got {config.pos!r}")
+    if config.pos == "rope":
+        rope_frequencies(config.d_model // config.num_heads, config.rope_base)
+        _check_base_scale(config.rope_base, config.rope_scale)
+    if config.position_table is not None:
+        if config.pos not in TABLE_METHODS:
+            raise ValueError(f"position_table sets the rows of a learned or sinusoidal table; pos={config.pos!r} "
+                             "has none: leave position_table=None")
+        check_int(config.position_table, "position_table", config.context_length,
+                  f" (at least context_length={config.context_length}, the training windows)")
+
+
+def make_position_modules(model, rng):
+    """Build what config.pos needs on a GPT under construction: the table (model.pos_embed) for
+    learned and sinusoidal; a RotaryEmbedding on every block's attention for rope (call after the
+    blocks exist)."""
+    c = model.config
+    if c.pos == "learned":
+        model.pos_embed = LearnedPositions(table_rows(c), c.d_model, rng=rng, dtype=c.dtype)
+    elif c.pos == "sinusoidal":
+        model.pos_embed = SinusoidalPositions(table_rows(c), c.d_model, dtype=c.dtype)
+
+
+def attach_rotary(model):
+    """pos="rope": every block's self-attention rotates its queries and keys (one shared object)."""
+    c = model.config
+    if c.pos != "rope":
+        return
+    rope = RotaryEmbedding(c.d_model // c.num_heads, c.rope_base, c.rope_scale)
+    for layer in model.blocks.layers:
+        layer.self_attn.rotary = rope
+
+
+def score_bias(config, q_positions, k_positions):
+    """pos="alibi": the (h, T_q, T_k) ALiBi bias in the model's dtype, shared by every layer; else None."""
+    if config.pos != "alibi":
+        return None
+    return alibi_bias(config.num_heads, q_positions, k_positions, dtype=config.dtype)  # (h, T_q, T_k)
