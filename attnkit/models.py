@@ -1083,8 +1083,8 @@ class GPT(Module):
         the cache, and the cache grows by T. The logits equal (up to rounding) those of the
         whole prefix at once. Inference only: no backward through a cached call."""
         c = self.config
-        rows = _pos.table_rows(c)                                         # None: any length
-        ids = _check_ids(ids, c.vocab_size, float("inf") if rows is None else rows, "ids")
+        # the length is not limited here: a learned or sinusoidal table names a position past its rows
+        ids = _check_ids(ids, c.vocab_size, float("inf"), "ids")
         B, T = ids.shape
         offset, held = 0, 0
         if cache is None:

@@ -98,10 +98,10 @@ def test_relative_methods_take_inputs_longer_than_the_context(pos):
 
 
 def test_tables_limit_the_length_and_name_both_numbers():
-    with pytest.raises(ValueError, match="length 7 but max_len=6"):
+    with pytest.raises(ValueError, match="position 6 is past the learned table of 6 positions"):
         tiny("learned").forward(_ids(T=7))
     assert tiny("sinusoidal", position_table=30).forward(_ids(T=30)).shape == (3, 30, 7)
-    with pytest.raises(ValueError, match="max_len=30"):
+    with pytest.raises(ValueError, match="position 30 is past the sinusoidal table of 30 positions"):
         tiny("sinusoidal", position_table=30).forward(_ids(T=31))
     # with a cache larger than the table, the table's own check names the position and the rows
     m = tiny("learned")
