@@ -21,6 +21,7 @@ import numpy as np
 
 from ._checks import check_int
 from .functional import causal_mask, softmax, softmax_backward
+from . import positions as _pos
 from .kvcache import LinearStateCache, RollingKVCache, cache_nbytes, sliding_window_mask
 from .seeding import make_rng
 from .nn import (ATTENTION_KERNELS, Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module,
@@ -1011,7 +1012,7 @@ class RNNSeq2Seq(Module):
 # ----------------------------------------------------------------------------
 # decoder-only language model (GPT)
 
-GPT_POSITIONS = ("learned", "none")
+GPT_POSITIONS = _pos.POSITION_METHODS     # "learned", "none", "sinusoidal", "rope", "alibi" (chapter 22)
 
 
 @dataclass
@@ -1030,7 +1031,12 @@ class GPTConfig:
     seed: int = 0                       # seed of the initialization and dropout generator
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
     pos: str = "learned"                # positions: "learned" (a table of context_length rows)
-                                        # or "none" (the causal mask alone tells order)
+                                        # or "none" (the causal mask alone tells order); chapter 22:
+                                        # "sinusoidal" (fixed table), "rope" (rotary), "alibi" (biases)
+    rope_base: float = 10000.0          # rope: pair i turns by rope_base^(-2i/d_head) per position
+    rope_scale: float = 1.0             # rope: positions times this (interpolation: train_len / eval_len)
+    position_table: Optional[int] = None  # learned, sinusoidal: table rows (None: context_length); the
+                                        # longest input. rope, alibi, none take any length
     num_kv_heads: Optional[int] = None  # key/value heads: None = num_heads (multi-head), a divisor of it
                                         # (grouped-query), 1 (multi-query)
     attention: str = "softmax"          # "softmax", or "linear": causal linear attention (elu + 1),
@@ -1040,8 +1046,6 @@ class GPTConfig:
     sinks: int = 0                      # with a window: the first `sinks` positions stay visible
 
     def __post_init__(self):
-        if self.pos not in GPT_POSITIONS:
-            raise ValueError(f"pos must be one of {', '.join(map(repr, GPT_POSITIONS))}, got {self.pos!r}")
         for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -1054,6 +1058,7 @@ class GPTConfig:
             raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
         if not np.issubdtype(np.dtype(self.dtype), np.floating):
             raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
+        _pos.check_position_config(self)
         _check_gpt_attention(self)
 
 
@@ -1067,6 +1072,8 @@ def _check_gpt_attention(c):
         if c.attention == "linear":
             raise ValueError("window applies to softmax attention; linear attention already has a "
                              "fixed-size state: use window=None")
+    if c.attention == "linear" and c.pos == "alibi":
+        raise ValueError("ALiBi adds a bias to softmax scores; linear attention has none: use another pos")
     if check_int(c.sinks, "sinks", 0) and c.window is None:
         raise ValueError(f"sinks={c.sinks} needs a window (sinks are the positions a window keeps)")
 
@@ -1088,6 +1095,9 @@ class GPT(Module):
     t + 1 and depend on ids[:, :t+1] only (the causal mask). No encoder, no cross-attention: a
     decoder block without its middle sublayer is an encoder block with a causal mask, so the
     blocks are attnkit's Encoder stack (pre-LN by default, with its final LayerNorm).
+    config.pos chooses how positions enter (attnkit.positions): added vectors from a learned or
+    sinusoidal table (inputs up to the table's rows), rotated queries and keys (rope), a bias
+    on the scores (alibi) or nothing (none); the last three take inputs of any length.
     """
 
     def __init__(self, config):
@@ -1097,54 +1107,62 @@ class GPT(Module):
         c = self.config = config
         rng = make_rng(c.seed)
         self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
-        if c.pos == "learned":
-            self.pos_embed = Embedding(c.context_length, c.d_model, rng=rng, dtype=c.dtype)
+        _pos.make_position_modules(self, rng)                             # self.pos_embed: learned, sinusoidal
         self.drop = Dropout(c.dropout, rng=rng)
         attn_dropout = 0.0 if c.attention == "linear" else c.dropout
         self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, attn_dropout,
                               c.activation, c.norm_first, rng=rng, dtype=c.dtype,
                               num_kv_heads=c.num_kv_heads, kernel=c.attention)
+        _pos.attach_rotary(self)                                          # rope: every attention rotates
         if c.tie_embeddings:
             self.head = TiedOutputProjection(self.tok_embed)
         else:
             self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
 
-    def make_cache(self, num_rows, window=None, sinks=None):
+    def make_cache(self, num_rows, capacity=None, window=None, sinks=None):
         """An empty GPTCache for forward(ids, cache=...): num_rows sequences. A full key/value
-        cache of context_length positions; with a window (the config's, or given here to decode
-        a model trained without one) a RollingKVCache of sinks + window positions; with linear
-        attention a LinearStateCache. The last two never fill up."""
-        return GPTCache(self, num_rows, window=window, sinks=sinks)
+        cache of capacity positions (default context_length); with a window (the config's, or
+        given here to decode a model trained without one) a RollingKVCache of sinks + window
+        positions; with linear attention a LinearStateCache. The last two never fill up."""
+        return GPTCache(self, num_rows, capacity, window=window, sinks=sinks)
 
     def forward(self, ids, cache=None):
-        """ids: (B, T) token ids, T <= context_length -> logits (B, T, V).
+        """ids: (B, T) token ids -> logits (B, T, V). T may exceed context_length (the training
+        length) for pos = rope, alibi and none, and up to position_table rows for learned and
+        sinusoidal (a position past the table raises ValueError).
 
         cache: a GPTCache (see make_cache) to generate step by step: ids are then the next T
-        positions, from cache.length on (the position offset), every earlier one is read from
+        positions, from cache.position on (the position offset), every earlier one is read from
         the cache, and the cache grows by T. The logits equal (up to rounding) those of the
         whole prefix at once. Inference only: no backward through a cached call."""
         c = self.config
-        ids = _check_ids(ids, c.vocab_size, c.context_length, "ids")
+        # the length is not limited here: a learned or sinusoidal table names a position past its rows
+        ids = _check_ids(ids, c.vocab_size, float("inf"), "ids")
         B, T = ids.shape
-        offset = 0
+        offset, held = 0, 0
         if cache is None:
             mask = _gpt_mask(c, T)                                        # (1, 1, T, T) or None
         else:
             if not isinstance(cache, GPTCache) or cache.num_rows != B:
                 raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
-            offset = cache.position
-            if (cache.bounded or c.pos == "learned") and offset + T > c.context_length:
-                raise ValueError(f"{T} new positions after {offset} cached ones exceed context_length="
-                                 f"{c.context_length}: start a new cache on the last tokens")
+            offset, held = cache.position, cache.length
+            if cache.bounded and held + T > cache.capacity:
+                limit = (f"context_length={cache.capacity}" if cache.capacity == c.context_length
+                         else f"the cache's capacity={cache.capacity}")
+                raise ValueError(f"{T} new positions after {held} cached ones exceed {limit}: start a new "
+                                 "cache on the last tokens, or make one with a larger capacity "
+                                 "(model.make_cache(num_rows, capacity))")
             # a full cache needs the causal part; rolling and linear caches make their own
-            mask = _offset_causal_mask(offset, T) if cache.kind == "full" else None  # (T, offset + T)
+            mask = _offset_causal_mask(held, T) if cache.kind == "full" else None  # (T, held + T) or None
         positions = np.arange(offset, offset + T)                         # (T,) absolute positions
         x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
-        if c.pos == "learned":
+        if c.pos in _pos.TABLE_METHODS:
             x = x + self.pos_embed.forward(positions[None, :])            # (B, T, d_model)
         x = self.drop.forward(x)                                          # (B, T, d_model)
+        # alibi: the bias of each query over the keys the attention will hold (cached + new)
+        bias = _pos.score_bias(c, positions, np.arange(offset - held, offset + T))  # (h, T, held + T)
         x = self.blocks.forward(x, mask, None if cache is None else cache.layers,
-                                positions=positions)                      # (B, T, d_model)
+                                positions=positions, bias=bias)           # (B, T, d_model)
         return self.head.forward(x)                                       # (B, T, V)
 
     def backward(self, dlogits):
@@ -1168,10 +1186,11 @@ class GPTCache:
     each (kind "full"), or one attnkit.kvcache.RollingKVCache ("window"), or one
     attnkit.kvcache.LinearStateCache ("linear", for attention="linear")."""
 
-    def __init__(self, model, num_rows, window=None, sinks=None):
-        """model: a GPT; num_rows: sequences generated together; window, sinks: a rolling cache
-        of sinks + window positions (None: the config's). Memory of a full cache: 2 * layers *
-        num_rows * context_length * h_kv * d_k numbers (attnkit.kvcache.kv_cache_bytes)."""
+    def __init__(self, model, num_rows, capacity=None, window=None, sinks=None):
+        """model: a GPT; num_rows: sequences generated together; capacity: positions a full cache
+        holds (default context_length); window, sinks: a rolling cache of sinks + window positions
+        instead (None: the config's). Memory of a full cache: 2 * layers * num_rows * capacity *
+        h_kv * d_k numbers (attnkit.kvcache.kv_cache_bytes)."""
         if not isinstance(model, GPT):
             raise TypeError(f"GPTCache needs an attnkit.models.GPT, got {type(model).__name__}")
         if isinstance(num_rows, bool) or int(num_rows) != num_rows or num_rows < 1:
@@ -1187,15 +1206,20 @@ class GPTCache:
             self.kind, self.capacity = "linear", None
             self.layers = [LinearStateCache() for _ in range(n)]
         elif window is not None:
+            if c.pos == "alibi":
+                raise ValueError("a rolling cache keeps its keys out of position order, which ALiBi's "
+                                 "bias (over cached + new keys) does not follow: use a full cache")
             self.kind, self.capacity = "window", sinks + window
             self.layers = [RollingKVCache(window, sinks) for _ in range(n)]
         else:
-            self.kind, self.capacity = "full", c.context_length
+            capacity = c.context_length if capacity is None else capacity
+            self.kind = "full"
+            self.capacity = check_int(capacity, "capacity", 1, " (the most positions the cache holds)")
             self.layers = [KVCache(self.capacity) for _ in range(n)]
 
     @property
     def bounded(self):
-        """True for a full cache, which holds at most context_length positions."""
+        """True for a full cache, which holds at most `capacity` positions."""
         return self.kind == "full"
 
     @property

@@ -228,7 +228,7 @@ def test_gpt_decodes_past_its_context_with_a_window_and_its_gradient():
     m = GPT(GPTConfig(**{**c.__dict__, "window": None, "sinks": 0}))
     short = m.forward(ids[:, [0, 27, 28, 29]])[:, -1]
     np.testing.assert_allclose(last, short, atol=1e-10)
-    with pytest.raises(ValueError, match="context_length"):
+    with pytest.raises(ValueError, match="past the learned table"):
         learned = GPT(GPTConfig(**{**c.__dict__, "pos": "learned"}))
         cache = learned.make_cache(1)
         for t in range(9):
@@ -335,3 +335,25 @@ def test_linear_gpt_state_is_constant_and_equals_its_forward():
 def test_window_visible_is_the_rolling_rule():
     v = window_visible([5], np.arange(6), window=2, sinks=1)
     assert v.tolist() == [[True, False, False, False, True, True]]
+
+
+def test_rope_gqa_and_window_decode_through_the_rolling_cache():
+    """Keys are rotated at their absolute positions before they are cached, so a rolling cache
+    equals the banded forward for a rotary model too (StreamingLLM's renumbering is not this)."""
+    c = GPTConfig(vocab_size=11, context_length=8, num_layers=2, num_heads=4, d_model=16, d_ff=32,
+                  pos="rope", num_kv_heads=2, window=5, sinks=1, dtype=F64)
+    model = GPT(c)
+    ids = make_rng(13).integers(0, 11, size=(2, 24))                      # 3 x the context
+    full = model.forward(ids)
+    cache = model.make_cache(2)
+    steps = [model.forward(ids[:, :6], cache=cache)] + [model.forward(ids[:, t:t + 1], cache=cache)
+                                                         for t in range(6, 24)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-10)
+    linear = GPT(GPTConfig(**{**c.__dict__, "window": None, "sinks": 0, "attention": "linear"}))
+    cache = linear.make_cache(2)
+    steps = [linear.forward(ids[:, t:t + 4], cache=cache) for t in range(0, 24, 4)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), linear.forward(ids), atol=1e-10)
+    with pytest.raises(ValueError, match="ALiBi"):
+        GPT(GPTConfig(**{**c.__dict__, "pos": "alibi"})).make_cache(2)
+    with pytest.raises(ValueError, match="ALiBi"):
+        GPTConfig(**{**c.__dict__, "pos": "alibi", "window": None, "sinks": 0, "attention": "linear"})
