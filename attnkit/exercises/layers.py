@@ -8,7 +8,7 @@ Each checker knows the usual mistakes for its exercise and names the one it reco
 """
 import numpy as np
 
-from .core import Hint, call, cases_rng, check, expect_array, expect_close
+from .core import Hint, call, cases_rng, check, expect_array, expect_close, expect_whole
 
 __all__ = ["check_layer_norm", "check_pre_ln_residual", "check_ffn_num_parameters",
            "check_feed_forward", "check_ffn_flops", "check_crossover_length", "check_encode",
@@ -369,19 +369,9 @@ def _crossover(d_model, d_ff):
     return max(1, d_ff - 2 * d_model)
 
 
-def _as_count(out, what):
-    if out is None:
-        raise NotImplementedError
-    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, np.integer, float, np.floating)):
-        raise Hint(f"{what} should be a number, got {type(out).__name__}")
-    if float(out) != int(out):
-        raise Hint(f"{what} should be a whole number, got {out}")
-    return int(out)
-
-
 def _ffn_flop_cases(fn):
     for T, d_model, d_ff in ((10, 8, 32), (100, 512, 2048), (7, 12, 20)):
-        got = _as_count(call(fn, T, d_model, d_ff), f"the FLOPs for T={T}, d_model={d_model}, d_ff={d_ff}")
+        got = expect_whole(call(fn, T, d_model, d_ff), f"the FLOPs for T={T}, d_model={d_model}, d_ff={d_ff}")
         want = _ffn_flops(T, d_model, d_ff)
         if got == want:
             continue
@@ -402,7 +392,7 @@ def check_ffn_flops(fn):
 
 def _crossover_cases(fn):
     for d_model, d_ff in ((512, 2048), (64, 256), (768, 3072), (100, 150), (128, 1000)):
-        got = _as_count(call(fn, d_model, d_ff), f"the length for d_model={d_model}, d_ff={d_ff}")
+        got = expect_whole(call(fn, d_model, d_ff), f"the length for d_model={d_model}, d_ff={d_ff}")
         want = _crossover(d_model, d_ff)
         if got == want:
             continue

@@ -16,7 +16,7 @@ merge and self-attention FLOP checkers stay for readers who want to retype the b
 import numpy as np
 
 from ..nn import split_heads
-from .core import Hint, call, cases_rng, check, expect_array, expect_tuple
+from .core import Hint, call, cases_rng, check, expect_array, expect_tuple, expect_whole
 
 __all__ = ["check_mha_param_count", "check_mha_flops", "check_cross_attention_flops", "check_split_heads",
            "check_merge_heads", "check_split_fused_qkv", "check_einsum_attention"]
@@ -39,19 +39,9 @@ def _mha_flops(T, d_model, num_heads):
     return 8 * T * d_model ** 2 + 4 * T ** 2 * d_model
 
 
-def _as_int(out, what):
-    if out is None:
-        raise NotImplementedError
-    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, np.integer, float, np.floating)):
-        raise Hint(f"{what} should be a number, got {type(out).__name__}")
-    if float(out) != int(out):
-        raise Hint(f"{what} should be a whole number, got {out}")
-    return int(out)
-
-
 def _param_cases(fn):
     for d_model, h, bias in ((8, 2, True), (12, 3, False), (64, 8, True), (64, 1, True)):
-        got = _as_int(call(fn, d_model, h, bias), f"the count for d_model={d_model}, h={h}, bias={bias}")
+        got = expect_whole(call(fn, d_model, h, bias), f"the count for d_model={d_model}, h={h}, bias={bias}")
         want = _mha_param_count(d_model, h, bias)
         if got == want:
             continue
@@ -81,7 +71,7 @@ def check_mha_param_count(fn):
 
 def _flop_cases(fn):
     for T, d_model, h in ((10, 8, 2), (100, 64, 8), (7, 12, 3), (1000, 64, 4)):
-        got = _as_int(call(fn, T, d_model, h), f"the FLOP count for T={T}, d_model={d_model}, h={h}")
+        got = expect_whole(call(fn, T, d_model, h), f"the FLOP count for T={T}, d_model={d_model}, h={h}")
         want = _mha_flops(T, d_model, h)
         if got == want:
             continue
@@ -174,7 +164,7 @@ def _cross_flops(T_q, T_k, d_model):
 
 def _cross_flop_cases(fn):
     for T_q, T_k, d_model, h in ((3, 10, 8, 2), (50, 200, 64, 8), (7, 5, 12, 3), (1, 1000, 64, 4)):
-        got = _as_int(call(fn, T_q, T_k, d_model, h),
+        got = expect_whole(call(fn, T_q, T_k, d_model, h),
                       f"the FLOP count for T_q={T_q}, T_k={T_k}, d_model={d_model}, h={h}")
         want = _cross_flops(T_q, T_k, d_model)
         if got == want:
