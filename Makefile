@@ -1,7 +1,8 @@
 # Attention from Scratch: two commands set everything up on a fresh machine.
 #   make book   build the HTML book into _build/html
 #   make test   everything CI checks (unit tests and notebooks under nbval, the robustness run
-#               of the chapters that train, book build, HTML check)
+#               of the chapters that train, book and in-browser site build, HTML check, two
+#               chapters run in the browser)
 # Needs Python 3.11+, make, git, npm (for MathJax) and the package registries.
 
 PYTHON ?= python3
@@ -81,12 +82,14 @@ book: $(STAMP) $(MATHJAX)
 
 # Unit tests and every notebook under nbval, spread over $(JOBS) processes (nbval's documented
 # way: --dist loadscope keeps each notebook's cells in order in one worker), then the chapters
-# that train with their seeds shifted, then the book.
+# that train with their seeds shifted, then the book with its in-browser site (as published),
+# the HTML check, and two chapters run in headless Chromium from that site, offline.
 test: install
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests notebooks
 	$(BIN)/python tests/robustness.py --jobs $(JOBS) --shift 1 $(TRAINED_NOTEBOOKS)
-	$(MAKE) book
+	$(MAKE) lite
 	$(MAKE) html-check
+	$(MAKE) lite-test
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
