@@ -21,16 +21,6 @@ def _close(a, b):
     return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, atol=1e-9)
 
 
-def _as_result(out, shape, what):
-    """The learner's array (None means "not done yet") with the expected shape and finite values."""
-    if out is None:
-        raise NotImplementedError
-    return expect_array(np.asarray(out) if isinstance(out, (list, tuple)) else out, shape, what)
-
-
-_unpack = expect_tuple
-
-
 # ----------------------------------------------------------------------------
 # chapter 11: softmax backward
 
@@ -116,7 +106,7 @@ def _attention_backward_cases(fn):
         dst = np.swapaxes(ds, -1, -2)
         r = np.sqrt(d_k)
         ref = {"dq": ds @ k / r, "dk": dst @ q / r, "dv": pt @ dout}
-        out = _unpack(call(fn, dout, q, k, v), 3, names)
+        out = expect_tuple(call(fn, dout, q, k, v), 3, names)
         shapes = {"dq": q.shape, "dk": k.shape, "dv": v.shape}
         for name, o in zip(names, out):
             if o is None:
@@ -186,7 +176,7 @@ def _layer_norm_backward_cases(fn):
         ref = {"dx": rstd * (dxhat - dxhat.mean(-1, keepdims=True)
                              - xhat * (dxhat * xhat).mean(-1, keepdims=True)),
                "dgamma": (dout * xhat).sum(axis=axes), "dbeta": dout.sum(axis=axes)}
-        out = _unpack(call(fn, dout, x, gamma, eps), 3, names)
+        out = expect_tuple(call(fn, dout, x, gamma, eps), 3, names)
         if any(o is None for o in out):
             raise NotImplementedError
         dx, dgamma, dbeta = (np.asarray(o) for o in out)

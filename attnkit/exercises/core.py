@@ -64,8 +64,9 @@ def call(fn, *args, **kwargs):
         raise Hint(f"your function raised {type(e).__name__}: {e} (called with {_describe(args)})") from None
 
 
-def expect_array(out, shape=None, what="the result"):
-    """Hint unless out is an ndarray (of the given shape) with no nan or inf; returns it as an array."""
+def expect_array(out, shape=None, what="the result", finite=True):
+    """Hint unless out is an ndarray (of the given shape) with no nan or inf (finite=False: a
+    checker that names the cause of a nan itself); returns it as an array."""
     if out is None:
         raise NotImplementedError
     if not isinstance(out, np.ndarray):
@@ -76,7 +77,7 @@ def expect_array(out, shape=None, what="the result"):
     if shape is not None and out.shape != tuple(shape):
         raise Hint(f"{what} has shape {out.shape}, expected {tuple(shape)}: check which axis you "
                    "reduce over and whether you kept dimensions (keepdims=True)")
-    if np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
+    if finite and np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
         raise Hint(f"{what} contains nan or inf: an exponential probably overflowed "
                    "(subtract the maximum before np.exp)")
     return out
