@@ -103,7 +103,7 @@ def qkv_flow(T=4, d=3):
 
 def split_merge_heads(T=4, h=3, d_k=2):
     """(T, d_model) -> (T, h, d_k) -> (h, T, d_k): one attention per head -> merged back to (T, d_model)."""
-    fig, ax = _canvas(9.5, 3.0, (0, 17.0), (-0.5, 3.4))
+    fig, ax = _canvas(9.5, 3.2, (0, 17.0), (-0.95, 3.4))
     cell = 0.26
     head_colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#c44e52", "#937860"]
     cols = [head_colors[i % len(head_colors)] for i in range(h)]
@@ -132,7 +132,7 @@ def split_merge_heads(T=4, h=3, d_k=2):
     x = heads(x + 2.8, "head outputs (h, T, $d_k$)")
     step(x + 0.2, x + 2.6, "swap back,\nreshape")
     striped(x + 2.8, 1.0, "merged: (T, $d_{model}$)")
-    ax.text(8.5, -0.45, r"then one output projection $\mathbf{W}^O$ mixes the heads",
+    ax.text(8.5, -0.85, r"then one output projection $\mathbf{W}^O$ mixes the heads",
             ha="center", fontsize=10, color="#444444")
     return fig
 
@@ -274,7 +274,7 @@ def gpt_block(num_layers_label="N"):
     ax.axis("off")
     x, w = 3.0, 3.0
     ax.text(x, 0.25, "token ids  $t_1 \\dots t_T$", ha="center", fontsize=11)
-    _box(ax, x, 1.3, w, 0.6, "token embedding + position", "#f4c2c2", "black", fontsize=10)
+    _box(ax, x, 1.3, w, 0.6, "token + position embeddings", "#f4c2c2", "black", fontsize=9)
     _arrow(ax, x, 0.6, x, 1.0)
     # one pre-LN block, drawn once inside a dashed frame
     ax.add_patch(Rectangle((x - w / 2 - 0.35, 2.05), w + 0.7, 5.25, fill=False, ls="--",
