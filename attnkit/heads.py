@@ -5,8 +5,8 @@ M = number of attention layers, h = heads per layer, K = number of heads pruned.
 Every MultiHeadAttention multiplies head i's output by ``head_gate[i]`` (1 by default) and its
 backward sets ``head_gate_grad``, dL/dgate for the batch. Michel et al. define the importance
 of a head as the expected |dL/dgate| over data: a first-order estimate of how much the loss
-changes when the head is removed (gate 1 -> 0). As in their code, the absolute value is taken
-per batch, then averaged over the batches.
+changes when the head is removed (gate 1 -> 0). Here the absolute value is taken per batch,
+then averaged over the batches (per example would be closer to the definition, and slower).
 
   attention_layers     the (name, MultiHeadAttention) pairs of a model, in forward order
   head_importance      (M, h) mean |dL/dgate| over batches
@@ -82,7 +82,7 @@ def pruning_order(importance, rng=None, normalize=False):
 
     importance: (M, h). Least important first (ties: the first layer and head first); or, with
     rng (a seed or Generator), a random order, whatever the importance. normalize: divide each
-    layer's importance by its L2 norm first (Michel et al.'s option for ranking across layers).
+    layer's importances by their L2 norm first, so that every layer weighs the same in the ranking.
     """
     importance = np.asarray(importance, dtype=np.float64)
     if importance.ndim != 2:
