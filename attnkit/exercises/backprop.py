@@ -17,10 +17,6 @@ __all__ = ["check_softmax_backward", "check_attention_backward", "check_layer_no
            "check_encoder_layer_num_parameters", "check_transformer_shapes"]
 
 
-def _cases_rng():
-    return cases_rng(4321)
-
-
 def _close(a, b):
     return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, atol=1e-9)
 
@@ -39,7 +35,7 @@ _unpack = expect_tuple
 # chapter 11: softmax backward
 
 def _softmax_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     # a square case first, where a sum without keepdims broadcasts silently into a wrong
     # answer that can be named; then non-square ones (a wrong axis cannot hide there)
     for shape in ((4, 4), (3, 5), (2, 4, 6)):
@@ -106,7 +102,7 @@ def _attention_parts(q, k, v, dout):
 
 
 def _attention_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     names = ("dq", "dk", "dv")
     # square first, so missing transposes give wrong values instead of shape errors; then
     # T_q != T_k and d_k != d_v
@@ -174,7 +170,7 @@ def check_attention_backward(fn):
 # chapter 11: layer norm backward
 
 def _layer_norm_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     eps = 1e-5
     names = ("dx", "dgamma", "dbeta")
     for shape in ((4, 6), (2, 3, 8)):

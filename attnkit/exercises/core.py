@@ -13,7 +13,7 @@ import numpy as np
 from ..seeding import fixed_rng
 
 __all__ = ["CheckResult", "Hint", "call", "check", "cases_rng", "expect_array", "expect_close",
-           "expect_number", "expect_tuple", "assert_passes", "assert_fails_with"]
+           "expect_number", "expect_whole", "expect_tuple", "assert_passes", "assert_fails_with"]
 
 
 def cases_rng(seed):
@@ -99,6 +99,17 @@ def expect_number(out, where):
         return float(np.asarray(out, dtype=np.float64).item())
     except (TypeError, ValueError):
         raise Hint(f"return one number; {where} you returned {type(out).__name__} {out!r}") from None
+
+
+def expect_whole(out, what):
+    """The learner's count as an int; a Hint for anything but a whole number (None: not done yet)."""
+    if out is None:
+        raise NotImplementedError
+    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, np.integer, float, np.floating)):
+        raise Hint(f"{what} should be a number, got {type(out).__name__}")
+    if float(out) != int(out):
+        raise Hint(f"{what} should be a whole number, got {out}")
+    return int(out)
 
 
 def expect_close(out, expected, what="the result", rtol=1e-5, atol=1e-8, hint=""):
