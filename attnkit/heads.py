@@ -26,13 +26,15 @@ __all__ = ["attention_layers", "layer_kinds", "head_importance", "pruning_order"
 
 def attention_layers(model):
     """The attention layers of a Transformer, TransformerClassifier or GPT as a list of
-    (name, MultiHeadAttention): "encoder 1 self", ..., "decoder 1 self", "decoder 1 cross", ..."""
+    (name, MultiHeadAttention): "encoder 1 self", ..., "decoder 1 self", "decoder 1 cross", ...
+    (a GPT's: "block 1 self", ...)."""
     layers = []
-    encoder = getattr(model, "encoder", None)
-    encoder = getattr(model, "blocks", None) if encoder is None else encoder   # GPT: its blocks
+    encoder, prefix = getattr(model, "encoder", None), "encoder"
+    if encoder is None:
+        encoder, prefix = getattr(model, "blocks", None), "block"            # GPT: its blocks
     if encoder is not None and hasattr(encoder, "layers"):
         for i, layer in enumerate(encoder.layers, start=1):
-            layers.append((f"encoder {i} self", layer.self_attn))
+            layers.append((f"{prefix} {i} self", layer.self_attn))
     decoder = getattr(model, "decoder", None)
     if decoder is not None:
         for i, layer in enumerate(decoder.layers, start=1):
@@ -46,7 +48,8 @@ def attention_layers(model):
 
 
 def layer_kinds(names):
-    """The kind of each attention layer name: "encoder self", "decoder self" or "cross"."""
+    """The kind of each attention layer name: "encoder self", "decoder self" or "cross" (a GPT's
+    layers: "block self")."""
     return ["cross" if n.endswith("cross") else n.split()[0] + " self" for n in names]
 
 
