@@ -750,10 +750,13 @@ class TransformerClassifier(Module):
         return self.head.forward(pooled)                                     # (B, C)
 
     def backward(self, dlogits):
-        """dlogits: (B, C). Adds every parameter's gradient; returns None."""
+        """dlogits: (B, C). Adds every parameter's gradient; returns None. Keeps ``input_grad``
+        (B, T, d_model), the gradient at the encoder's input (embeddings + positions), which
+        gradient-times-input attributions read (attnkit.attribution)."""
         dpooled = self.head.backward(dlogits)                                # (B, d_model)
         dh = self.pool.backward(dpooled)                                     # (B, T, d_model)
         dx = self.encoder.backward(dh)                                       # (B, T, d_model)
+        self.input_grad = dx                                                 # (B, T, d_model)
         self.embed.backward(dx)
         return None
 
