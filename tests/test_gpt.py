@@ -95,7 +95,7 @@ def test_bad_config_raises(kw, match):
 
 def test_bad_ids_raise():
     m = tiny()
-    with pytest.raises(ValueError, match="max_len=6"):
+    with pytest.raises(ValueError, match="position 6 is past the learned table of 6 positions"):
         m.forward(_ids(T=7))
     with pytest.raises(ValueError, match=r"must lie in \[0, 7\)"):
         m.forward(np.array([[1, 7]]))

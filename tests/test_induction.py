@@ -36,7 +36,7 @@ def test_attention_only_blocks_have_no_feed_forward():
     np.testing.assert_allclose(layer.forward(x, np.tril(np.ones((5, 5), bool))), expected, rtol=1e-6)
 
 
-@pytest.mark.parametrize("kw", [dict(), dict(norm_first=False), dict(num_layers=1)])
+@pytest.mark.parametrize("kw", [dict(), dict(norm_first=False), dict(num_layers=1), dict(pos="rope")])
 def test_attention_only_gradient_check_float64(kw):
     m = tiny(dtype=np.float64, **kw)
     ids, targets = make_rng(0).integers(0, 7, (2, 5)), make_rng(1).integers(0, 7, (2, 5))
