@@ -1,7 +1,8 @@
 # Attention from Scratch: two commands set everything up on a fresh machine.
 #   make book   build the HTML book into _build/html
 #   make test   everything CI checks (unit tests and notebooks under nbval, the robustness run
-#               of the chapters that train, book build, HTML check)
+#               of the chapters that train, book and in-browser site build, HTML check, two
+#               chapters run in the browser)
 # Needs Python 3.11+, make, git, npm (for MathJax) and the package registries.
 
 PYTHON ?= python3
@@ -24,13 +25,13 @@ export OPENBLAS_NUM_THREADS
 JOBS ?= 2
 # Chapters whose claims come from training a model (by number): `make test` also runs them with
 # every seed shifted (tests/robustness.py). A new chapter that trains adds its number here.
-TRAINED_CHAPTERS := 11 12 13 14 15 16 17 18 20 21 22
+TRAINED_CHAPTERS := 11 12 13 14 15 16 17 18 20 21 22 25
 # Both lists from the last chapter down: the slowest first, so that the jobs finish together.
 TRAINED_NOTEBOOKS = $(shell ls -r $(foreach n,$(TRAINED_CHAPTERS),notebooks/$(n)_*.ipynb))
 ALL_NOTEBOOKS = $(shell ls -r notebooks/*.ipynb)
 ROBUSTNESS_SHIFTS ?= 1 2
 
-.PHONY: help install install-python install-mathjax book test unit notebooks-test robustness html-check lab notebooks screenshot benchmark clean distclean
+.PHONY: help install install-python install-mathjax book test unit notebooks-test robustness launch-test html-check lab notebooks screenshot benchmark clean distclean
 .DELETE_ON_ERROR:
 
 help:
@@ -81,12 +82,15 @@ book: $(STAMP) $(MATHJAX)
 
 # Unit tests and every notebook under nbval, spread over $(JOBS) processes (nbval's documented
 # way: --dist loadscope keeps each notebook's cells in order in one worker), then the chapters
-# that train with their seeds shifted, then the book.
+# that train with their seeds shifted, then the book with its in-browser site (as published)
+# beside the launch check (a fresh Binder and a fresh Colab environment each run chapter 1),
+# the HTML check, and two chapters run in headless Chromium from that site, offline.
 test: install
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests notebooks
 	$(BIN)/python tests/robustness.py --jobs $(JOBS) --shift 1 $(TRAINED_NOTEBOOKS)
-	$(MAKE) book
+	$(MAKE) -j2 --output-sync=target lite launch-test
 	$(MAKE) html-check
+	$(MAKE) lite-test
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests
@@ -97,6 +101,13 @@ notebooks-test: $(STAMP)
 # Every notebook with every seed shifted (outputs not compared; every assertion must hold).
 robustness: $(STAMP)
 	$(BIN)/python tests/robustness.py --jobs $(JOBS) $(foreach s,$(ROBUSTNESS_SHIFTS),--shift $(s)) $(ALL_NOTEBOOKS)
+
+# The Binder and Colab buttons, as a reader's click sets them up: each a fresh virtual environment
+# (binder/ as repo2docker runs it; the notebook's Colab cell with this checkout for GitHub), in
+# which every data set must load and chapter 1 must run from notebooks/ (tests/check_launch.py).
+launch-test: $(STAMP)
+	$(BIN)/python tests/check_launch.py binder
+	$(BIN)/python tests/check_launch.py colab
 
 # Opens every built page in headless Chromium, offline (installs Debian's chromium when missing).
 html-check: $(STAMP)

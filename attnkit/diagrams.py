@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
 __all__ = ["COLORS", "qkv_flow", "split_merge_heads", "residual_placements", "mask_grids",
-           "kv_cache_growth", "beam_search_tree"]
+           "kv_cache_growth", "beam_search_tree", "gpt_block", "rnn_encoder_decoder"]
 
 COLORS = {
     "query": "#4c72b0",    # blue
@@ -103,7 +103,7 @@ def qkv_flow(T=4, d=3):
 
 def split_merge_heads(T=4, h=3, d_k=2):
     """(T, d_model) -> (T, h, d_k) -> (h, T, d_k): one attention per head -> merged back to (T, d_model)."""
-    fig, ax = _canvas(9.5, 3.0, (0, 17.0), (-0.5, 3.4))
+    fig, ax = _canvas(9.5, 3.2, (0, 17.0), (-0.95, 3.4))
     cell = 0.26
     head_colors = ["#4c72b0", "#dd8452", "#55a868", "#8172b3", "#c44e52", "#937860"]
     cols = [head_colors[i % len(head_colors)] for i in range(h)]
@@ -132,7 +132,7 @@ def split_merge_heads(T=4, h=3, d_k=2):
     x = heads(x + 2.8, "head outputs (h, T, $d_k$)")
     step(x + 0.2, x + 2.6, "swap back,\nreshape")
     striped(x + 2.8, 1.0, "merged: (T, $d_{model}$)")
-    ax.text(8.5, -0.45, r"then one output projection $\mathbf{W}^O$ mixes the heads",
+    ax.text(8.5, -0.85, r"then one output projection $\mathbf{W}^O$ mixes the heads",
             ha="center", fontsize=10, color="#444444")
     return fig
 
@@ -260,4 +260,103 @@ def beam_search_tree():
              fontsize=9)
     for step in range(4):
         ax.text(0.6 + step * 2.8, -0.25, f"step {step}", ha="center", fontsize=10)
+    return fig
+
+
+def gpt_block(num_layers_label="N"):
+    """The decoder-only model: embeddings, N pre-LN blocks of causal self-attention and
+    feed-forward, a final LayerNorm and the logits; beside it the causal mask every block uses."""
+    fig = plt.figure(figsize=(8.0, 5.6))
+    ax = fig.add_axes([0.0, 0.0, 0.62, 1.0])
+    ax.set_xlim(0, 6)
+    ax.set_ylim(0, 10.6)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    x, w = 3.0, 3.0
+    ax.text(x, 0.25, "token ids  $t_1 \\dots t_T$", ha="center", fontsize=11)
+    _box(ax, x, 1.3, w, 0.6, "token + position embeddings", "#f4c2c2", "black", fontsize=9)
+    _arrow(ax, x, 0.6, x, 1.0)
+    # one pre-LN block, drawn once inside a dashed frame
+    ax.add_patch(Rectangle((x - w / 2 - 0.35, 2.05), w + 0.7, 5.25, fill=False, ls="--",
+                           ec="#555555", lw=1.2))
+    ax.text(x + w / 2 + 0.5, 4.7, f"$\\times {num_layers_label}$", fontsize=14, va="center")
+    _box(ax, x, 2.75, w * 0.7, 0.55, "LayerNorm", COLORS["norm"], "black", fontsize=10)
+    _box(ax, x, 3.75, w, 0.6, "masked self-attention", COLORS["weights"], "white", fontsize=10)
+    _box(ax, x, 4.65, 0.5, 0.5, "+", "white", "black", fontsize=13)
+    _box(ax, x, 5.45, w * 0.7, 0.55, "LayerNorm", COLORS["norm"], "black", fontsize=10)
+    _box(ax, x, 6.35, w, 0.6, "feed-forward", COLORS["ffn"], "black", fontsize=10)
+    _box(ax, x, 7.0, 0.5, 0.5, "+", "white", "black", fontsize=13)  # overlaps the frame's top
+    for y0, y1 in ((1.6, 2.47), (3.03, 3.45), (4.05, 4.4), (4.9, 5.17), (5.73, 6.05),
+                   (6.65, 6.75), (7.25, 8.05)):
+        _arrow(ax, x, y0, x, y1)
+    # the residual stream skips each sublayer
+    for y_from, y_to in ((2.25, 4.65), (4.95, 7.0)):
+        ax.plot([x, x - w / 2 - 0.15, x - w / 2 - 0.15], [y_from, y_from, y_to], color="gray",
+                lw=1.2)
+        _arrow(ax, x - w / 2 - 0.15, y_to, x - 0.27, y_to, color="gray")
+    ax.text(x - w / 2 - 0.65, 4.7, "residual stream", rotation=90, ha="center", va="center",
+            fontsize=9, color="gray")
+    _box(ax, x, 8.35, w * 0.7, 0.55, "LayerNorm", COLORS["norm"], "black", fontsize=10)
+    _box(ax, x, 9.3, w, 0.6, "linear: logits (T, V)", "#d4c4ea", "black", fontsize=10)
+    _arrow(ax, x, 8.63, x, 9.0)
+    _arrow(ax, x, 9.6, x, 10.0)
+    ax.text(x, 10.25, "position t scores token t + 1", ha="center", fontsize=10)
+    # the causal mask
+    T = 6
+    ax2 = fig.add_axes([0.64, 0.3, 0.33, 0.4])
+    for i in range(T):
+        for j in range(T):
+            ax2.add_patch(Rectangle((j, T - 1 - i), 1, 1, ec="white", lw=1.5,
+                                    fc=COLORS["weights"] if j <= i else COLORS["masked"]))
+    ax2.set_xlim(0, T)
+    ax2.set_ylim(0, T)
+    ax2.set_aspect("equal")
+    ax2.set_xticks([])
+    ax2.set_yticks([])
+    for side in ax2.spines.values():
+        side.set_visible(False)
+    ax2.set_title("the causal mask:\nposition i reads positions <= i", fontsize=10)
+    ax2.set_xlabel("key position", fontsize=9)
+    ax2.set_ylabel("query position", fontsize=9)
+    return fig
+
+
+def rnn_encoder_decoder(S=4, step=2, weights=(0.1, 0.15, 0.6, 0.15)):
+    """An RNN encoder-decoder with attention (Bahdanau et al. 2015): the encoder's states are the
+    keys and values; at each step the decoder's state asks which of them to read."""
+    if len(weights) != S:
+        raise ValueError(f"weights needs one number per source position ({S}), got {len(weights)}")
+    fig, ax = _canvas(8.6, 4.6, (-0.4, 11.2), (-0.6, 5.6))
+    xs = [0.8 + 1.7 * j for j in range(S)]
+    # encoder: a GRU over the source, one state per position
+    for j, xj in enumerate(xs):
+        ax.text(xj, -0.35, f"$x_{j + 1}$", ha="center", fontsize=11)
+        _arrow(ax, xj, -0.05, xj, 0.45)
+        _box(ax, xj, 0.8, 1.0, 0.6, "GRU", COLORS["input"], fontsize=10)
+        if j:
+            _arrow(ax, xs[j - 1] + 0.5, 0.8, xj - 0.5, 0.8)
+        _box(ax, xj, 1.9, 0.7, 0.5, f"$h_{j + 1}$", COLORS["key"], fontsize=11)
+        _arrow(ax, xj, 1.1, xj, 1.65)
+    ax.text(xs[-1] + 0.6, 0.8, "encoder states:\nkeys and values", fontsize=9, va="center",
+            color=COLORS["key"])
+    # decoder step: state s_{t-1} scores every h_j, softmax, context c_t
+    xd = 9.3
+    _box(ax, xd, 4.6, 1.3, 0.6, "GRU", COLORS["input"], fontsize=10)
+    _box(ax, xd - 2.6, 4.6, 0.9, 0.55, f"$s_{step - 1}$", COLORS["query"], fontsize=11)
+    _arrow(ax, xd - 2.15, 4.6, xd - 0.65, 4.6)
+    ax.text(xd - 2.6, 5.05, "decoder state\n(the query)", ha="center", va="bottom", fontsize=9,
+            color=COLORS["query"])
+    _box(ax, xd - 2.6, 3.2, 1.1, 0.55, f"$c_{step}$", COLORS["value"], fontsize=11)
+    ax.text(xd - 1.95, 3.2, "context = $\\sum_j \\alpha_j h_j$", fontsize=9, va="center",
+            color=COLORS["value"])
+    _arrow(ax, xd - 2.6, 3.48, xd - 0.5, 4.3, COLORS["value"])
+    _arrow(ax, xd - 2.6, 4.32, xd - 2.6, 3.48 + 0.02, COLORS["query"])
+    for j, (xj, a) in enumerate(zip(xs, weights)):
+        ax.plot([xj, xd - 3.1], [2.15, 3.05], color=COLORS["weights"], lw=0.8 + 8 * a,
+                alpha=0.85, solid_capstyle="round")
+        ax.text(xj + 0.42, 1.75, f"$\\alpha_{j + 1}$={a:.2f}", fontsize=8, color=COLORS["weights"])
+    _arrow(ax, xd, 4.9, xd, 5.35)
+    ax.text(xd, 5.45, f"$y_{step}$", ha="center", va="bottom", fontsize=11)
+    ax.text(2.6, 4.6, "$\\alpha = \\mathrm{softmax}_j\\,(v^\\top \\tanh(W s + U h_j))$",
+            ha="center", va="center", fontsize=10, color=COLORS["weights"])
     return fig

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from ._checks import check_int
 from .data.text import iterate_batches
 from .functional import softmax
 
@@ -42,8 +43,7 @@ def _check_inputs(X, batch_size):
                          "e.g. [ids]")
     if len(X) == 0:
         raise ValueError("X is empty: pass at least one id list")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    check_int(batch_size, "batch_size", 1)
 
 
 def predict_proba(model, X, batch_size=256):

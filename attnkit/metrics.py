@@ -38,6 +38,8 @@ from typing import Sequence
 
 import numpy as np
 
+from ._checks import check_int
+
 __all__ = ["BleuScore", "ngram_counts", "bleu_statistics", "bleu_from_statistics", "bleu_score",
            "corpus_bleu", "sentence_bleu", "exact_match"]
 
@@ -267,8 +269,7 @@ def cluster_bootstrap(values, clusters, n_boot=2000, seed=0) -> np.ndarray:
     if clusters.shape != (v.shape[0],):
         raise ValueError(f"clusters must have shape ({v.shape[0]},), one label per value, "
                          f"got {clusters.shape}")
-    if isinstance(n_boot, bool) or int(n_boot) != n_boot or n_boot < 1:
-        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    check_int(n_boot, "n_boot", 1)
     _, group = np.unique(clusters, return_inverse=True)                    # (N,)
     G = int(group.max()) + 1
     if G < 2:

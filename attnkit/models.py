@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ._checks import check_int
 from .functional import causal_mask, softmax, softmax_backward
 from . import positions as _pos
 from ._checks import check_int
@@ -414,6 +415,12 @@ def _check_block(cfg):
         raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {cfg.dtype}")
 
 
+def _check_positive(cfg, *names):
+    """Each named field of cfg an integer >= 1 (a bool is not one), or a ValueError naming it."""
+    for name in names:
+        check_int(getattr(cfg, name), name, 1)
+
+
 def _check_common(cfg):
     _check_block(cfg)
     if cfg.d_model % 2:
@@ -490,9 +497,7 @@ class TransformerConfig:
 
     def __post_init__(self):
         _check_common(self)
-        for name in ("src_vocab_size", "tgt_vocab_size", "num_encoder_layers", "num_decoder_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        _check_positive(self, "src_vocab_size", "tgt_vocab_size", "num_encoder_layers", "num_decoder_layers")
         if self.pad_id is not None and not (0 <= self.pad_id < min(self.src_vocab_size, self.tgt_vocab_size)):
             raise ValueError(f"pad_id={self.pad_id} must be an id in both vocabularies "
                              f"(sizes {self.src_vocab_size}, {self.tgt_vocab_size}), or None for no padding")
@@ -708,9 +713,7 @@ class ClassifierConfig:
 
     def __post_init__(self):
         _check_common(self)
-        for name in ("vocab_size", "num_classes", "num_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)}")
+        _check_positive(self, "vocab_size", "num_classes", "num_layers")
         if self.pooling not in ("mean", "attention"):
             raise ValueError(f"pooling must be 'mean' or 'attention', got {self.pooling!r}")
         if self.pad_id is not None and not 0 <= self.pad_id < self.vocab_size:
@@ -749,10 +752,13 @@ class TransformerClassifier(Module):
         return self.head.forward(pooled)                                     # (B, C)
 
     def backward(self, dlogits):
-        """dlogits: (B, C). Adds every parameter's gradient; returns None."""
+        """dlogits: (B, C). Adds every parameter's gradient; returns None. Keeps ``input_grad``
+        (B, T, d_model), the gradient at the encoder's input (embeddings + positions), which
+        gradient-times-input attributions read (attnkit.attribution)."""
         dpooled = self.head.backward(dlogits)                                # (B, d_model)
         dh = self.pool.backward(dpooled)                                     # (B, T, d_model)
         dx = self.encoder.backward(dh)                                       # (B, T, d_model)
+        self.input_grad = dx                                                 # (B, T, d_model)
         self.embed.backward(dx)
         return None
 

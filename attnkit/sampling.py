@@ -22,6 +22,7 @@ the newest half (both paths do the same, so they stay equal).
 """
 import numpy as np
 
+from ._checks import check_int
 from .functional import softmax
 from .seeding import make_rng
 
@@ -64,8 +65,7 @@ def top_k_filter(logits, k):
     Exactly k survive also when logits tie (ties are broken by position); k >= V keeps all.
     """
     logits = _check_logits(logits)
-    if isinstance(k, bool) or int(k) != k or k < 1:
-        raise ValueError(f"top_k must be an integer >= 1 (1 is greedy), got {k!r}")
+    check_int(k, "top_k", 1, " (1 is greedy)")
     V = logits.shape[1]
     if k >= V:
         return logits.copy()
@@ -147,12 +147,11 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
     """
     ids = _check_prompt(model, prompt_ids)                                # (N, T0)
     check_temperature(temperature)
-    if top_k is not None and (isinstance(top_k, bool) or int(top_k) != top_k or top_k < 1):
-        raise ValueError(f"top_k must be an integer >= 1 or None, got {top_k!r}")
+    if top_k is not None:
+        check_int(top_k, "top_k", 1, " or None")
     if top_p is not None and not 0.0 < float(top_p) <= 1.0:
         raise ValueError(f"top_p must lie in (0, 1] or be None, got {top_p!r}")
-    if int(max_new_tokens) != max_new_tokens or max_new_tokens < 0:
-        raise ValueError(f"max_new_tokens must be an integer >= 0, got {max_new_tokens!r}")
+    check_int(max_new_tokens, "max_new_tokens", 0)
     rng = make_rng(seed)
     C = model.config.context_length
     N = ids.shape[0]

@@ -37,8 +37,8 @@ def test_data_packages_for_chapters_that_read_attnkit_data():
 
 
 def test_the_books_chapters():
-    """Chapter 17 (sacrebleu) is the one left out; every other chapter runs in the browser."""
+    """Every chapter runs in the browser: chapter 17 imports sacrebleu only inside an
+    ImportError guard (it then skips its comparison with attnkit's BLEU)."""
     blocked = {p.stem for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
                if L.blockers(json.loads(p.read_text()))}
-    assert "01_attention_as_soft_lookup" not in blocked
-    assert blocked <= {"17_translation_evaluation"}
+    assert not blocked, blocked

@@ -7,8 +7,9 @@ binder: a fresh virtual environment set up exactly as binder/ says (pip install 
 binder/requirements.txt, then binder/postBuild from the repository root), as Binder's repo2docker
 does. colab: a fresh virtual environment (standing in for Colab's Python) in which the install
 commands of the notebook's own Colab cell are run, with the repository's address replaced by this
-checkout (nothing can be fetched from GitHub here). Either way the chapter is then executed from
-notebooks/ as its working directory, in that environment's own kernel, and must raise nothing.
+checkout (nothing can be fetched from GitHub here). Either way every data set the chapters read
+must load there, and the chapter is then executed from notebooks/ as its working directory, in
+that environment's own kernel, and must raise nothing.
 """
 import os
 import re
@@ -25,6 +26,18 @@ import nbformat
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT = ["notebooks/01_attention_as_soft_lookup.ipynb"]
 COLAB_MARK = '"google.colab" in sys.modules'
+# Every data set the chapters read loads in the new environment (the packages installed with
+# --no-deps are the ones a launch set-up forgets): a quick check beside the chapter run.
+DATA_SMOKE = """
+from attnkit.data.chars import load_shakespeare
+from attnkit.data.sentiment import load_rotten_tomatoes
+from attnkit.data.surnames import load_surnames
+from attnkit.data.translation import make_translation_task
+sizes = [len(load_shakespeare()), len(load_rotten_tomatoes()),
+         len(load_surnames().train),
+         len(make_translation_task("dates", 100, 10, 10).train)]
+print("data sets load:", sizes)
+"""
 
 
 def run(cmd, **kw):
@@ -89,6 +102,7 @@ def main(argv):
         else:
             setup_colab(bin_dir, notebooks[0])
         print(f"{kind}: environment set up in {time.perf_counter() - start:.0f} s", flush=True)
+        run([bin_dir / "python", "-c", DATA_SMOKE], cwd=ROOT / "notebooks")
         for nb in notebooks:
             print(f"{kind}: {nb} executed in {execute(bin_dir, nb, tmp):.0f} s", flush=True)
     finally:

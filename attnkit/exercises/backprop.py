@@ -17,29 +17,15 @@ __all__ = ["check_softmax_backward", "check_attention_backward", "check_layer_no
            "check_encoder_layer_num_parameters", "check_transformer_shapes"]
 
 
-def _cases_rng():
-    return cases_rng(4321)
-
-
 def _close(a, b):
     return a.shape == b.shape and np.allclose(a, b, rtol=1e-6, atol=1e-9)
-
-
-def _as_result(out, shape, what):
-    """The learner's array (None means "not done yet") with the expected shape and finite values."""
-    if out is None:
-        raise NotImplementedError
-    return expect_array(np.asarray(out) if isinstance(out, (list, tuple)) else out, shape, what)
-
-
-_unpack = expect_tuple
 
 
 # ----------------------------------------------------------------------------
 # chapter 11: softmax backward
 
 def _softmax_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     # a square case first, where a sum without keepdims broadcasts silently into a wrong
     # answer that can be named; then non-square ones (a wrong axis cannot hide there)
     for shape in ((4, 4), (3, 5), (2, 4, 6)):
@@ -106,7 +92,7 @@ def _attention_parts(q, k, v, dout):
 
 
 def _attention_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     names = ("dq", "dk", "dv")
     # square first, so missing transposes give wrong values instead of shape errors; then
     # T_q != T_k and d_k != d_v
@@ -120,7 +106,7 @@ def _attention_backward_cases(fn):
         dst = np.swapaxes(ds, -1, -2)
         r = np.sqrt(d_k)
         ref = {"dq": ds @ k / r, "dk": dst @ q / r, "dv": pt @ dout}
-        out = _unpack(call(fn, dout, q, k, v), 3, names)
+        out = expect_tuple(call(fn, dout, q, k, v), 3, names)
         shapes = {"dq": q.shape, "dk": k.shape, "dv": v.shape}
         for name, o in zip(names, out):
             if o is None:
@@ -174,7 +160,7 @@ def check_attention_backward(fn):
 # chapter 11: layer norm backward
 
 def _layer_norm_backward_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(4321)
     eps = 1e-5
     names = ("dx", "dgamma", "dbeta")
     for shape in ((4, 6), (2, 3, 8)):
@@ -190,7 +176,7 @@ def _layer_norm_backward_cases(fn):
         ref = {"dx": rstd * (dxhat - dxhat.mean(-1, keepdims=True)
                              - xhat * (dxhat * xhat).mean(-1, keepdims=True)),
                "dgamma": (dout * xhat).sum(axis=axes), "dbeta": dout.sum(axis=axes)}
-        out = _unpack(call(fn, dout, x, gamma, eps), 3, names)
+        out = expect_tuple(call(fn, dout, x, gamma, eps), 3, names)
         if any(o is None for o in out):
             raise NotImplementedError
         dx, dgamma, dbeta = (np.asarray(o) for o in out)

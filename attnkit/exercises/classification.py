@@ -10,18 +10,9 @@ import numpy as np
 
 from ..data.surnames import char_ngrams
 from ..metrics import cluster_bootstrap_interval, f1_per_class, macro_f1
-from .core import Hint, call, cases_rng, check, expect_array
+from .core import Hint, call, cases_rng, check, expect_array, expect_number
 
 __all__ = ["check_masked_mean", "check_cluster_interval", "check_char_ngrams", "check_macro_f1"]
-
-
-def _number(out, what):
-    if out is None:
-        raise NotImplementedError
-    try:
-        return float(np.asarray(out, dtype=np.float64).item())
-    except (TypeError, ValueError):
-        raise Hint(f"{what} should be one number, got {type(out).__name__} {out!r}") from None
 
 
 # ----------------------------------------------------------------------------
@@ -183,7 +174,7 @@ def _f1_cases(fn):
     # uneven classes; class 5 is neither true nor predicted anywhere (its F1 counts as 0)
     y_true = rng.choice(5, size=300, p=[0.5, 0.25, 0.15, 0.07, 0.03])
     y_pred = np.where(rng.random(300) < 0.6, y_true, rng.choice(5, size=300))
-    out = _number(call(fn, y_true, y_pred, C), "macro-F1")
+    out = expect_number(call(fn, y_true, y_pred, C), "as macro-F1")
     expected = macro_f1(y_true, y_pred, C)
     per = f1_per_class(y_true, y_pred, C)
     if np.isclose(out, expected):

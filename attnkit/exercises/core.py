@@ -13,7 +13,7 @@ import numpy as np
 from ..seeding import fixed_rng
 
 __all__ = ["CheckResult", "Hint", "call", "check", "cases_rng", "expect_array", "expect_close",
-           "expect_number", "expect_tuple", "assert_passes", "assert_fails_with"]
+           "expect_number", "expect_whole", "expect_tuple", "assert_passes", "assert_fails_with"]
 
 
 def cases_rng(seed):
@@ -64,8 +64,9 @@ def call(fn, *args, **kwargs):
         raise Hint(f"your function raised {type(e).__name__}: {e} (called with {_describe(args)})") from None
 
 
-def expect_array(out, shape=None, what="the result"):
-    """Hint unless out is an ndarray (of the given shape) with no nan or inf; returns it as an array."""
+def expect_array(out, shape=None, what="the result", finite=True):
+    """Hint unless out is an ndarray (of the given shape) with no nan or inf (finite=False: a
+    checker that names the cause of a nan itself); returns it as an array."""
     if out is None:
         raise NotImplementedError
     if not isinstance(out, np.ndarray):
@@ -76,7 +77,7 @@ def expect_array(out, shape=None, what="the result"):
     if shape is not None and out.shape != tuple(shape):
         raise Hint(f"{what} has shape {out.shape}, expected {tuple(shape)}: check which axis you "
                    "reduce over and whether you kept dimensions (keepdims=True)")
-    if np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
+    if finite and np.issubdtype(out.dtype, np.floating) and not np.all(np.isfinite(out)):
         raise Hint(f"{what} contains nan or inf: an exponential probably overflowed "
                    "(subtract the maximum before np.exp)")
     return out
@@ -99,6 +100,17 @@ def expect_number(out, where):
         return float(np.asarray(out, dtype=np.float64).item())
     except (TypeError, ValueError):
         raise Hint(f"return one number; {where} you returned {type(out).__name__} {out!r}") from None
+
+
+def expect_whole(out, what):
+    """The learner's count as an int; a Hint for anything but a whole number (None: not done yet)."""
+    if out is None:
+        raise NotImplementedError
+    if isinstance(out, (bool, np.bool_)) or not isinstance(out, (int, np.integer, float, np.floating)):
+        raise Hint(f"{what} should be a number, got {type(out).__name__}")
+    if float(out) != int(out):
+        raise Hint(f"{what} should be a whole number, got {out}")
+    return int(out)
 
 
 def expect_close(out, expected, what="the result", rtol=1e-5, atol=1e-8, hint=""):

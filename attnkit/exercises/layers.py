@@ -6,27 +6,19 @@ embeddings and dropout.
 
 Each checker knows the usual mistakes for its exercise and names the one it recognises.
 """
+import functools
+
 import numpy as np
 
-from .core import Hint, call, cases_rng, check, expect_array, expect_close
+from .core import Hint, call, cases_rng, check, expect_array, expect_close, expect_whole
 
 __all__ = ["check_layer_norm", "check_pre_ln_residual", "check_ffn_num_parameters",
-           "check_feed_forward", "check_encode", "check_embed_input",
+           "check_feed_forward", "check_ffn_flops", "check_crossover_length", "check_encode",
+           "check_embed_input",
            "check_inverted_dropout", "check_attention_dropout"]
 
-
-def _cases_rng():
-    return cases_rng(1234)
-
-
-def _result(out, shape, what="the result"):
-    """The learner's output as an array of the given shape; None means "not done yet"."""
-    if out is None:
-        raise NotImplementedError
-    out = np.asarray(out)
-    if out.shape != tuple(shape):
-        raise Hint(f"{what} has shape {out.shape}, expected {tuple(shape)}")
-    return out
+# a nan here is diagnosed by the cases themselves (eps outside the square root, ...)
+_result = functools.partial(expect_array, finite=False)
 
 
 # ----------------------------------------------------------------------------
@@ -45,7 +37,7 @@ def _normalize(x, axis, eps, ddof=0):
 
 
 def _layer_norm_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1234)
     eps = 1e-5
     x = rng.normal(2.0, 3.0, size=(2, 5, 8))                          # (B, T, d)
     ones, zeros = np.ones(8), np.zeros(8)
@@ -109,7 +101,7 @@ def check_layer_norm(fn):
 
 
 def _pre_ln_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1234)
     x = rng.normal(1.0, 2.0, size=(2, 4, 6))                          # (B, T, d)
     W = rng.normal(0.0, 0.5, size=(6, 6))
 
@@ -178,12 +170,12 @@ def check_ffn_num_parameters(fn):
 
 
 def _ffn_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1234)
     B, T, d, d_ff = 2, 5, 6, 16
     x = rng.normal(size=(B, T, d))
     W1, b1 = rng.normal(0, 0.5, size=(d, d_ff)), rng.normal(0, 0.5, size=d_ff)
     W2, b2 = rng.normal(0, 0.5, size=(d_ff, d)), rng.normal(0, 0.5, size=d)
-    out = expect_array(call(fn, x, W1, b1, W2, b2), (B, T, d), "the output")
+    out = _result(call(fn, x, W1, b1, W2, b2), (B, T, d), "the output")
     expected = np.maximum(x @ W1 + b1, 0) @ W2 + b2
     if np.allclose(out, expected):
         return
@@ -241,13 +233,13 @@ def check_encode(fn):
 
 
 def _embed_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1234)
     V, d, max_len, B, T = 11, 16, 20, 2, 7
     E = rng.normal(0, 1 / np.sqrt(d), size=(V, d))
     pe = rng.normal(size=(max_len, d))
     ids = rng.integers(0, V, size=(B, T))
     ids[0, :3] = [3, 3, 9]
-    out = expect_array(call(fn, ids, E, pe), (B, T, d), "the input to the first layer")
+    out = _result(call(fn, ids, E, pe), (B, T, d), "the input to the first layer")
     expected = E[ids] * np.sqrt(d) + pe[:T]
     if np.allclose(out, expected):
         return
@@ -278,7 +270,7 @@ def check_embed_input(fn):
 
 def _dropout_cases(fn):
     p = 0.2
-    x = _cases_rng().uniform(1.0, 2.0, size=(400, 250))               # positive, so a 0 means dropped
+    x = cases_rng(1234).uniform(1.0, 2.0, size=(400, 250))               # positive, so a 0 means dropped
 
     out = call(fn, x, p, cases_rng(0), training=False)
     out = _result(out, x.shape, "the output in eval mode")
@@ -321,7 +313,7 @@ def check_inverted_dropout(fn):
 
 
 def _attention_dropout_cases(fn):
-    crng = _cases_rng()
+    crng = cases_rng(1234)
     T, d, p, n = 5, 8, 0.3, 4000
     q, k, v = crng.normal(size=(T, d)), crng.normal(size=(T, d)), crng.normal(1.0, 1.0, size=(T, d))
     s = q @ k.T / np.sqrt(d)
@@ -354,3 +346,64 @@ def _attention_dropout_cases(fn):
 def check_attention_dropout(fn):
     """Check fn(q, k, v, p, rng, training=True) -> dropout(softmax(q k^T / sqrt(d_k))) v for (T, d) inputs."""
     return check("attention_dropout", fn, _attention_dropout_cases)
+
+
+# ----------------------------------------------------------------------------
+# transfer task (chapter 7): the FFN's cost against attention's, and where they cross
+
+def _ffn_flops(T, d_model, d_ff):
+    return 4 * T * d_model * d_ff                    # two products, (T, d) @ (d, d_ff) and back
+
+
+def _crossover(d_model, d_ff):
+    """Smallest T >= 1 with attention's 8 T d^2 + 4 T^2 d >= the FFN's 4 T d d_ff: T >= d_ff - 2 d."""
+    return max(1, d_ff - 2 * d_model)
+
+
+def _ffn_flop_cases(fn):
+    for T, d_model, d_ff in ((10, 8, 32), (100, 512, 2048), (7, 12, 20)):
+        got = expect_whole(call(fn, T, d_model, d_ff), f"the FLOPs for T={T}, d_model={d_model}, d_ff={d_ff}")
+        want = _ffn_flops(T, d_model, d_ff)
+        if got == want:
+            continue
+        where = f"for T={T}, d_model={d_model}, d_ff={d_ff} you count {got:,}"
+        if got * 2 == want:
+            raise Hint(f"{where}, half of {want:,}: the FFN has two products, W_1 (d_model, d_ff) and "
+                       "W_2 (d_ff, d_model), each 2 T d_model d_ff FLOPs; did you count one, or "
+                       "one FLOP per multiply-add?")
+        raise Hint(f"{where}, expected {want:,}: two products of 2 T d_model d_ff FLOPs each "
+                   "(leave out the biases and the ReLU).")
+
+
+def check_ffn_flops(fn):
+    """Check fn(T, d_model, d_ff) -> FLOPs of the FFN's two matrix products on T positions."""
+    return check("FLOPs of the feed-forward network", fn, _ffn_flop_cases,
+                 "4 T d_model d_ff: linear in T, like the attention projections.")
+
+
+def _crossover_cases(fn):
+    for d_model, d_ff in ((512, 2048), (64, 256), (768, 3072), (100, 150), (128, 1000)):
+        got = expect_whole(call(fn, d_model, d_ff), f"the length for d_model={d_model}, d_ff={d_ff}")
+        want = _crossover(d_model, d_ff)
+        if got == want:
+            continue
+        where = f"for d_model={d_model}, d_ff={d_ff} you answer {got:,}"
+        if got == d_ff:
+            raise Hint(f"{where}: that is where attention's T^2 term alone (4 T^2 d) equals the FFN; "
+                       "the question compares the whole attention layer, projections (8 T d^2) included.")
+        if got == max(1, d_ff - 2 * d_model) + 1 or got == max(1, d_ff - 2 * d_model) - 1:
+            raise Hint(f"{where}, one off: the smallest T with attention >= FFN solves "
+                       "8 T d^2 + 4 T^2 d >= 4 T d d_ff exactly at T = d_ff - 2 d_model.")
+        if got == 2 * d_model:
+            raise Hint(f"{where}: that is the answer for d_ff = 4 d_model only; work it out for any d_ff.")
+        if d_ff <= 2 * d_model and got != 1:
+            raise Hint(f"{where}: with d_ff <= 2 d_model the attention layer's projections alone "
+                       "cost as much as the FFN, so it is at least as costly from T = 1 on.")
+        raise Hint(f"{where}, expected {want:,}: divide 8 T d^2 + 4 T^2 d >= 4 T d d_ff by 4 T d.")
+
+
+def check_crossover_length(fn):
+    """Check fn(d_model, d_ff) -> smallest T at which a self-attention layer costs at least the FFN."""
+    return check("attention against the FFN", fn, _crossover_cases,
+                 "T = d_ff - 2 d_model (1024 for the paper's 512 and 2048): below it the FFN is the "
+                 "larger cost of a layer, above it attention's T^2 grows past it.")

@@ -9,7 +9,7 @@ import numpy as np
 
 from .core import Hint, call, cases_rng, check
 
-__all__ = ["check_causal_mask", "check_combined_mask", "check_masked_softmax"]
+__all__ = ["check_causal_mask", "check_combined_mask", "check_masked_softmax", "check_cross_attention_mask"]
 
 
 def _bool_mask(out, shape=None, what="the mask"):
@@ -157,3 +157,38 @@ def _masked_softmax_cases(fn):
 def check_masked_softmax(fn):
     """Check fn(scores, mask) -> softmax over the keys where mask is True; fully masked rows all zeros."""
     return check("masked_softmax", fn, _masked_softmax_cases)
+
+
+# ----------------------------------------------------------------------------
+# transfer task: the mask of cross-attention (decoder queries over the encoder's keys)
+
+def _cross_mask_cases(fn):
+    for src_lengths, T_q, T_k in (([4, 2, 3], 3, 4), ([5, 5], 2, 5), ([1, 3], 4, 3)):
+        lengths = np.array(src_lengths)
+        B = len(src_lengths)
+        out = _bool_mask(call(fn, lengths, T_q, T_k), None,
+                         f"the mask for source lengths {src_lengths}, T_q={T_q}, T_k={T_k}")
+        want = np.broadcast_to((np.arange(T_k)[None, :] < lengths[:, None])[:, None, None, :],
+                               (B, 1, T_q, T_k))
+        if out.shape == (B, T_k):
+            raise Hint(f"shape {out.shape} is one row per sequence: attention needs (B, 1, T_q, T_k) "
+                       "(the 1 broadcasts over the heads); add the axes with [:, None, None, :] and "
+                       "broadcast over the queries.")
+        if out.shape != want.shape:
+            raise Hint(f"the mask has shape {out.shape}, expected {want.shape} = (B, 1, T_q, T_k)")
+        if np.array_equal(out, want):
+            continue
+        if np.array_equal(out, want & np.tril(np.ones((T_q, T_k), dtype=bool))):
+            raise Hint("cross-attention is not causal: every target position may read the whole "
+                       "source; the causal mask belongs to the decoder's self-attention.")
+        if np.array_equal(out, ~want):
+            raise Hint("True means 'may attend': the real source tokens (j < length) are True, "
+                       "the padding False.")
+        raise Hint(f"entry [b, 0, i, j] should be True exactly when source position j is real, "
+                   f"j < src_lengths[b]; for lengths {src_lengths} it is not.")
+
+
+def check_cross_attention_mask(fn):
+    """Check fn(src_lengths (B,), T_q, T_k) -> boolean (B, 1, T_q, T_k) mask of cross-attention."""
+    return check("cross-attention mask", fn, _cross_mask_cases,
+                 "only the source's padding is hidden; no causal part, and every target row the same.")

@@ -15,10 +15,6 @@ from .core import Hint, call, cases_rng, check
 __all__ = ["check_noam_schedule", "check_clip_grad_norm"]
 
 
-def _cases_rng():
-    return cases_rng(1313)
-
-
 # ----------------------------------------------------------------------------
 # the warmup schedule of "Attention Is All You Need"
 
@@ -103,7 +99,7 @@ def _global_norm(grads):
 
 
 def _clip_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1313)
 
     # 1. a large gradient, global norm well above max_norm
     grads = _grads(rng, 2.0)

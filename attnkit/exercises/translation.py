@@ -19,10 +19,6 @@ __all__ = ["check_shift_targets", "check_length_penalty", "check_ngram_precision
            "check_brevity_penalty"]
 
 
-def _cases_rng():
-    return cases_rng(1617)
-
-
 _number = expect_number
 
 
@@ -74,7 +70,7 @@ def _target_batch(rng, lengths, pad, specials):
 
 
 def _shift_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1617)
     settings = [((4, 2, 5, 1), (0, 2, 3)),      # the book's ids: <pad> 0, <bos> 2, <eos> 3
                 ((3, 6, 6, 1, 2), (1, 38, 39))]  # other ids: use the arguments, not constants
     for lengths, (pad, bos, eos) in settings:
@@ -285,7 +281,7 @@ def _corpus(rng, words, n_sents):
 
 
 def _prec_cases(fn):
-    rng = _cases_rng()
+    rng = cases_rng(1617)
     words = np.array("ein zwei drei und zwanzig hundert tausend".split())
     # a hand-made corpus: a repeated word (clipping) and a bigram across the sentence boundary
     corpora = [([["drei", "hundert", "drei"], ["und", "zwanzig", "zwanzig", "zwanzig"], ["ein"]],
