@@ -22,10 +22,10 @@ import numpy as np
 from ._checks import check_int
 from .functional import causal_mask, softmax, softmax_backward
 from . import positions as _pos
-from ._checks import check_int
+from .kvcache import LinearStateCache, RollingKVCache, cache_nbytes, sliding_window_mask
 from .seeding import make_rng
-from .nn import (Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module, ModuleList,
-                 MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng, step_mask)
+from .nn import (ATTENTION_KERNELS, Dropout, Embedding, FeedForward, KVCache, LayerNorm, Linear, Module,
+                 ModuleList, MultiHeadAttention, SinusoidalPositionalEncoding, _dropout_rng, _rng, step_mask)
 
 __all__ = ["BlockConfig", "Residual", "EncoderLayer", "DecoderLayer", "Encoder", "Decoder", "TokenEmbedding",
            "TiedOutputProjection", "MeanPooling", "AttentionPooling",
@@ -47,6 +47,8 @@ class BlockConfig:
     activation: str = "relu"            # feed-forward nonlinearity: "relu" or "gelu"
     norm_first: bool = False            # False: post-LN as in the paper; True: pre-LN
     dtype: Any = np.float32             # parameter dtype (np.float64 for gradient checks)
+    num_kv_heads: Optional[int] = None  # key/value heads (grouped-query attention); None: num_heads
+    kernel: str = "softmax"             # attention: "softmax" or "linear" (causal, elu + 1)
 
     def __post_init__(self):
         _check_block(self)
@@ -192,7 +194,8 @@ class DecoderLayer(Module):
 
 def _attention(c, rng, dropout_rng):
     return MultiHeadAttention(c.d_model, c.num_heads, dropout=c.attn_dropout, rng=rng, dtype=c.dtype,
-                              dropout_rng=dropout_rng)
+                              dropout_rng=dropout_rng, num_kv_heads=getattr(c, "num_kv_heads", None),
+                              kernel=getattr(c, "kernel", "softmax"))
 
 
 def _norms(c, n):
@@ -413,6 +416,17 @@ def _check_block(cfg):
         raise ValueError(f"activation must be 'relu' or 'gelu', got {cfg.activation!r}")
     if not np.issubdtype(np.dtype(cfg.dtype), np.floating):
         raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {cfg.dtype}")
+    _check_kv_heads(cfg.num_heads, getattr(cfg, "num_kv_heads", None))
+
+
+def _check_kv_heads(num_heads, num_kv_heads):
+    """num_kv_heads None, or a positive divisor of num_heads (grouped-query attention)."""
+    if num_kv_heads is None:
+        return
+    if (isinstance(num_kv_heads, bool) or int(num_kv_heads) != num_kv_heads or num_kv_heads < 1
+            or num_heads % num_kv_heads):
+        raise ValueError(f"num_kv_heads={num_kv_heads!r} must be a positive divisor of num_heads={num_heads} "
+                         "(1: multi-query attention; num_heads or None: multi-head attention)")
 
 
 def _check_positive(cfg, *names):
@@ -1029,6 +1043,13 @@ class GPTConfig:
     rope_scale: float = 1.0             # rope: positions times this (interpolation: train_len / eval_len)
     position_table: Optional[int] = None  # learned, sinusoidal: table rows (None: context_length); the
                                         # longest input. rope, alibi, none take any length
+    num_kv_heads: Optional[int] = None  # key/value heads: None = num_heads (multi-head), a divisor of it
+                                        # (grouped-query), 1 (multi-query)
+    attention: str = "softmax"          # "softmax", or "linear": causal linear attention (elu + 1),
+                                        # decoded with a fixed-size state; no attention dropout
+    window: Optional[int] = None        # sliding window: each position sees its last `window` ones
+                                        # (itself included); None: every earlier position
+    sinks: int = 0                      # with a window: the first `sinks` positions stay visible
 
     def __post_init__(self):
         for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
@@ -1044,6 +1065,33 @@ class GPTConfig:
         if not np.issubdtype(np.dtype(self.dtype), np.floating):
             raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
         _pos.check_position_config(self)
+        _check_gpt_attention(self)
+
+
+def _check_gpt_attention(c):
+    """The inference-time attention options of a GPTConfig: grouped heads, kernel, window, sinks."""
+    _check_kv_heads(c.num_heads, c.num_kv_heads)
+    if c.attention not in ATTENTION_KERNELS:
+        raise ValueError(f"attention must be one of {ATTENTION_KERNELS}, got {c.attention!r}")
+    if c.window is not None:
+        check_int(c.window, "window", 1, " (positions each query sees, itself included), or None")
+        if c.attention == "linear":
+            raise ValueError("window applies to softmax attention; linear attention already has a "
+                             "fixed-size state: use window=None")
+    if c.attention == "linear" and c.pos == "alibi":
+        raise ValueError("ALiBi adds a bias to softmax scores; linear attention has none: use another pos")
+    if check_int(c.sinks, "sinks", 0) and c.window is None:
+        raise ValueError(f"sinks={c.sinks} needs a window (sinks are the positions a window keeps)")
+
+
+def _gpt_mask(c, T):
+    """The attention mask of a whole (uncached) GPT forward: causal, banded with a window, None
+    for linear attention (causal by construction)."""
+    if c.attention == "linear":
+        return None
+    if c.window is not None:
+        return sliding_window_mask(T, c.window, c.sinks)[None, None]     # (1, 1, T, T)
+    return causal_mask(T)[None, None]                                     # (1, 1, T, T)
 
 
 class GPT(Module):
@@ -1067,18 +1115,22 @@ class GPT(Module):
         self.tok_embed = Embedding(c.vocab_size, c.d_model, rng=rng, dtype=c.dtype)
         _pos.make_position_modules(self, rng)                             # self.pos_embed: learned, sinusoidal
         self.drop = Dropout(c.dropout, rng=rng)
-        self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, c.dropout,
-                              c.activation, c.norm_first, rng=rng, dtype=c.dtype)
+        attn_dropout = 0.0 if c.attention == "linear" else c.dropout
+        self.blocks = Encoder(c.num_layers, c.d_model, c.num_heads, c.d_ff, c.dropout, attn_dropout,
+                              c.activation, c.norm_first, rng=rng, dtype=c.dtype,
+                              num_kv_heads=c.num_kv_heads, kernel=c.attention)
         _pos.attach_rotary(self)                                          # rope: every attention rotates
         if c.tie_embeddings:
             self.head = TiedOutputProjection(self.tok_embed)
         else:
             self.head = Linear(c.d_model, c.vocab_size, rng=rng, dtype=c.dtype)
 
-    def make_cache(self, num_rows, capacity=None):
-        """An empty GPTCache for forward(ids, cache=...): num_rows sequences, up to capacity
-        positions (default context_length)."""
-        return GPTCache(self, num_rows, capacity)
+    def make_cache(self, num_rows, capacity=None, window=None, sinks=None):
+        """An empty GPTCache for forward(ids, cache=...): num_rows sequences. A full key/value
+        cache of capacity positions (default context_length); with a window (the config's, or
+        given here to decode a model trained without one) a RollingKVCache of sinks + window
+        positions; with linear attention a LinearStateCache. The last two never fill up."""
+        return GPTCache(self, num_rows, capacity, window=window, sinks=sinks)
 
     def forward(self, ids, cache=None):
         """ids: (B, T) token ids -> logits (B, T, V). T may exceed context_length (the training
@@ -1095,18 +1147,19 @@ class GPT(Module):
         B, T = ids.shape
         offset, held = 0, 0
         if cache is None:
-            mask = causal_mask(T)[None, None]                             # (1, 1, T, T)
+            mask = _gpt_mask(c, T)                                        # (1, 1, T, T) or None
         else:
             if not isinstance(cache, GPTCache) or cache.num_rows != B:
                 raise ValueError(f"cache must be a GPTCache for {B} rows, from model.make_cache({B})")
             offset, held = cache.position, cache.length
-            if held + T > cache.capacity:
+            if cache.bounded and held + T > cache.capacity:
                 limit = (f"context_length={cache.capacity}" if cache.capacity == c.context_length
                          else f"the cache's capacity={cache.capacity}")
                 raise ValueError(f"{T} new positions after {held} cached ones exceed {limit}: start a new "
                                  "cache on the last tokens, or make one with a larger capacity "
                                  "(model.make_cache(num_rows, capacity))")
-            mask = _offset_causal_mask(held, T)                           # (T, held + T) or None
+            # a full cache needs the causal part; rolling and linear caches make their own
+            mask = _offset_causal_mask(held, T) if cache.kind == "full" else None  # (T, held + T) or None
         positions = np.arange(offset, offset + T)                         # (T,) absolute positions
         x = self.tok_embed.forward(ids)                                   # (B, T, d_model)
         if c.pos in _pos.TABLE_METHODS:
@@ -1135,19 +1188,50 @@ class GPT(Module):
 
 
 class GPTCache:
-    """The key/value caches of a GPT's blocks (one attnkit.nn.KVCache each), filled as GPT.forward(cache=...) runs."""
+    """The caches of a GPT's blocks, filled as GPT.forward(cache=...) runs: one attnkit.nn.KVCache
+    each (kind "full"), or one attnkit.kvcache.RollingKVCache ("window"), or one
+    attnkit.kvcache.LinearStateCache ("linear", for attention="linear")."""
 
-    def __init__(self, model, num_rows, capacity=None):
-        """model: a GPT; num_rows: sequences generated together; capacity: positions to hold
-        (default context_length). Memory: 2 * layers * num_rows * capacity * d_model numbers."""
+    def __init__(self, model, num_rows, capacity=None, window=None, sinks=None):
+        """model: a GPT; num_rows: sequences generated together; capacity: positions a full cache
+        holds (default context_length); window, sinks: a rolling cache of sinks + window positions
+        instead (None: the config's). Memory of a full cache: 2 * layers * num_rows * capacity *
+        h_kv * d_k numbers (attnkit.kvcache.kv_cache_bytes)."""
         if not isinstance(model, GPT):
             raise TypeError(f"GPTCache needs an attnkit.models.GPT, got {type(model).__name__}")
         if isinstance(num_rows, bool) or int(num_rows) != num_rows or num_rows < 1:
             raise ValueError(f"num_rows must be a positive integer, got {num_rows!r}")
-        capacity = model.config.context_length if capacity is None else capacity
+        c = model.config
+        window = c.window if window is None else check_int(window, "window", 1)
+        sinks = (c.sinks if sinks is None else check_int(sinks, "sinks", 0)) if window else 0
         self.num_rows = int(num_rows)
-        self.capacity = check_int(capacity, "capacity", 1, " (the most positions the cache holds)")
-        self.layers = [KVCache(self.capacity) for _ in model.blocks.layers]
+        n = len(model.blocks.layers)
+        if c.attention == "linear":
+            if window is not None:
+                raise ValueError("linear attention keeps a fixed-size state: it takes no window")
+            self.kind, self.capacity = "linear", None
+            self.layers = [LinearStateCache() for _ in range(n)]
+        elif window is not None:
+            if c.pos == "alibi":
+                raise ValueError("a rolling cache keeps its keys out of position order, which ALiBi's "
+                                 "bias (over cached + new keys) does not follow: use a full cache")
+            self.kind, self.capacity = "window", sinks + window
+            self.layers = [RollingKVCache(window, sinks) for _ in range(n)]
+        else:
+            capacity = c.context_length if capacity is None else capacity
+            self.kind = "full"
+            self.capacity = check_int(capacity, "capacity", 1, " (the most positions the cache holds)")
+            self.layers = [KVCache(self.capacity) for _ in range(n)]
+
+    @property
+    def bounded(self):
+        """True for a full cache, which holds at most `capacity` positions."""
+        return self.kind == "full"
+
+    @property
+    def nbytes(self):
+        """Bytes the caches hold now (allocated buffers or states)."""
+        return cache_nbytes(self)
 
     @property
     def length(self):

@@ -35,7 +35,8 @@ import math
 
 import numpy as np
 
-from .functional import attention_backward, attention_forward, require_float, scaled_dot_product_attention
+from .functional import (attention_backward, attention_forward, check_bias, check_mask,
+                         linear_attention_backward, linear_attention_forward, require_float)
 from ._checks import check_int
 from .seeding import make_rng
 
@@ -45,6 +46,7 @@ __all__ = ["Module", "ModuleList", "Linear", "Embedding", "SinusoidalPositionalE
            "DEFAULT_SEED"]
 
 
+ATTENTION_KERNELS = ("softmax", "linear")   # MultiHeadAttention(kernel=...)
 DEFAULT_SEED = 0   # the seed of a module built with neither rng nor seed (see the module docstring)
 
 
@@ -427,12 +429,23 @@ class MultiHeadAttention(Module):
     """Multi-head attention for self-attention (x_kv=None) and cross-attention.
 
     MultiHead(Q, K, V) = Concat(head_1, ..., head_h) W_o + b_o, head_i = Attention(Q W_q^i, K W_k^i, V W_v^i),
-    where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model),
-    Xavier uniform; the biases (d_model,) start at 0. After each forward, ``attn_weights`` holds
+    where W_q^i is the i-th block of d_k columns of W_q. W_q, W_k, W_v, W_o are (d_model, d_model)
+    (W_k, W_v: (d_model, h_kv d_k) with grouped queries, below), Xavier uniform; the biases start at 0. After each forward, ``attn_weights`` holds
     the weights used, (B, h, T_q, T_k) (after attention dropout in training mode).
     The steps of forward are public (project, split_heads, merge_heads, project_qkv,
     keys_values) and attend_cached reuses keys and values computed earlier; forward(cache=...)
     keeps them in a KVCache (decoding).
+
+    Grouped-query attention (Ainslie et al. 2023): num_kv_heads = h_kv < h heads of keys and
+    values, each shared by a group of g = h / h_kv query heads (query head i reads key/value
+    head i // g); W_k and W_v are then (d_model, h_kv d_k), and a cache holds h_kv heads.
+    num_kv_heads = 1 is multi-query attention (Shazeer 2019); None or h is the layer above,
+    parameter for parameter. The g query heads of a group are stacked as g T_q query rows of one
+    attention over their shared keys (no copy of the keys, and their gradients add up there).
+
+    kernel="linear": causal linear attention (Katharopoulos et al. 2020, feature map elu + 1)
+    instead of the softmax, self-attention only, causal by construction (pass no mask); with
+    a LinearStateCache, every decoded token costs the same (attnkit.kvcache).
 
     Hooks for the chapters on positions and on what heads do:
       rotary: None, or an object with forward(x, positions) and backward(dx, positions) on
@@ -444,24 +457,39 @@ class MultiHeadAttention(Module):
     """
 
     def __init__(self, d_model, num_heads, dropout=0.0, bias=True, rng=None, seed=None, dtype=np.float32,
-                 dropout_rng=None):
-        """rng or seed: initialization; dropout_rng: attention dropout (default: rng, continued)."""
+                 dropout_rng=None, num_kv_heads=None, kernel="softmax"):
+        """rng or seed: initialization; dropout_rng: attention dropout (default: rng, continued);
+        num_kv_heads: key/value heads (None: num_heads); kernel: "softmax" or "linear"."""
         super().__init__()
         if num_heads < 1 or d_model % num_heads != 0:
             raise ValueError(f"d_model={d_model} must be divisible by num_heads={num_heads} "
                              "(each head gets d_model / num_heads dimensions)")
+        h_kv = num_heads if num_kv_heads is None else num_kv_heads
+        if isinstance(h_kv, bool) or int(h_kv) != h_kv or h_kv < 1 or num_heads % h_kv != 0:
+            raise ValueError(f"num_kv_heads={num_kv_heads!r} must be a positive divisor of num_heads="
+                             f"{num_heads} (each key/value head serves num_heads / num_kv_heads query heads)")
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"attention dropout must be in [0, 1), got {dropout}")
+        if kernel not in ATTENTION_KERNELS:
+            raise ValueError(f"kernel must be one of {ATTENTION_KERNELS}, got {kernel!r}")
+        if kernel == "linear" and dropout > 0:
+            raise ValueError("linear attention has no attention weights to drop: use dropout=0 "
+                             "(residual dropout lives in the blocks)")
         rng = _rng(rng, seed)
         d = self.d_model = d_model
         self.h, self.d_k = num_heads, d_model // num_heads
-        self.dropout, self.bias = dropout, bias
+        self.h_kv = int(h_kv)
+        self.group = num_heads // self.h_kv                               # g query heads per key/value head
+        d_kv = self.d_kv = self.h_kv * self.d_k                            # width of the keys and values
+        self.dropout, self.bias, self.kernel = dropout, bias, kernel
         self.dropout_rng = _dropout_rng(dropout_rng, rng)
-        # W_q, W_k, W_v side by side in one (d, 3d) Linear: self-attention projects its one input
-        # with one matmul; cross-attention uses column views of it (q from x_q, k and v from x_kv)
-        w_qkv = np.concatenate([xavier_uniform(rng, d, d, dtype) for _ in "qkv"], axis=1)  # (d, 3d)
-        self.in_proj = Linear(d, 3 * d, bias=bias, dtype=dtype, weight=w_qkv)
-        self.q_proj, self.k_proj, self.v_proj = (Linear.columns(self.in_proj, i * d, (i + 1) * d)
+        # W_q, W_k, W_v side by side in one (d, d + 2 d_kv) Linear: self-attention projects its one
+        # input with one matmul; cross-attention uses column views of it (q from x_q, k, v from x_kv)
+        w_qkv = np.concatenate([xavier_uniform(rng, d, width, dtype) for width in (d, d_kv, d_kv)],
+                               axis=1)                                     # (d, d + 2 d_kv)
+        self.in_proj = Linear(d, d + 2 * d_kv, bias=bias, dtype=dtype, weight=w_qkv)
+        bounds = (0, d, d + d_kv, d + 2 * d_kv)
+        self.q_proj, self.k_proj, self.v_proj = (Linear.columns(self.in_proj, bounds[i], bounds[i + 1])
                                                  for i in range(3))
         self.out_proj = Linear(d, d, bias=bias, rng=rng, dtype=dtype)
         # the parameters under the names checkpoints and chapters use: W_q, b_q, ..., W_o, b_o
@@ -482,25 +510,28 @@ class MultiHeadAttention(Module):
         return iter(())
 
     def project(self, x, name):
-        """x (..., d_model) @ W_name + b_name, for name "q", "k", "v" or "o" -> (..., d_model)."""
+        """x (..., d_model) @ W_name + b_name, for name "q", "k", "v" or "o" -> (..., d_model)
+        ((..., h_kv d_k) for "k" and "v")."""
         return self._projections()["qkvo".index(name)].forward(x)       # (..., d_model)
 
     def split_heads(self, x):
-        """(B, T, d_model) -> (B, h, T, d_k); head i gets columns i d_k .. (i+1) d_k - 1 (a view)."""
-        return split_heads(x, self.h)                                    # (B, h, T, d_k)
+        """(B, T, n d_k) -> (B, n, T, d_k), n = h for queries, h_kv for keys and values; head i
+        gets columns i d_k .. (i+1) d_k - 1 (a view)."""
+        return split_heads(x, x.shape[-1] // self.d_k)                   # (B, n, T, d_k)
 
     def merge_heads(self, x):
-        """(B, h, T, d_k) -> (B, T, d_model): the heads side by side, the inverse of split_heads."""
-        return merge_heads(x)                                            # (B, T, d_model)
+        """(B, n, T, d_k) -> (B, T, n d_k): the heads side by side, the inverse of split_heads."""
+        return merge_heads(x)                                            # (B, T, n d_k)
 
     def project_qkv(self, x):
         """Queries, keys and values of one input (self-attention) in one matmul:
-        x (B, T, d_model) -> q, k, v, each (B, h, T, d_k)."""
-        qkv = self.in_proj.forward(x)                                     # (B, T, 3 d_model)
-        return tuple(self.split_heads(y) for y in np.split(qkv, 3, axis=-1))  # 3 x (B, h, T, d_k)
+        x (B, T, d_model) -> q (B, h, T, d_k), k and v (B, h_kv, T, d_k)."""
+        qkv = self.in_proj.forward(x)                                     # (B, T, d + 2 d_kv)
+        parts = np.split(qkv, [self.d_model, self.d_model + self.d_kv], axis=-1)
+        return tuple(self.split_heads(y) for y in parts)                  # (B, h | h_kv, T, d_k)
 
     def keys_values(self, x_kv):
-        """Keys and values of x_kv (B, T_k, d_model) -> k, v, each (B, h, T_k, d_k): what a
+        """Keys and values of x_kv (B, T_k, d_model) -> k, v, each (B, h_kv, T_k, d_k): what a
         key/value cache keeps (see attnkit.decoding)."""
         return self.split_heads(self.project(x_kv, "k")), self.split_heads(self.project(x_kv, "v"))
 
@@ -509,6 +540,73 @@ class MultiHeadAttention(Module):
         if x.ndim != 3 or x.shape[-1] != self.d_model:
             raise ValueError(f"{name} must have shape (B, T, d_model={self.d_model}), got {x.shape}")
         return x
+
+    # --- grouped queries: the g query heads sharing one key/value head become g T_q query rows
+
+    def group_queries(self, q):
+        """(B, h, T_q, d_k) -> (B, h_kv, g T_q, d_k): row r of group j is query head j g + r // T_q
+        at position r % T_q. A reshape (a copy of q, which is a transposed view); q when g = 1."""
+        B, h, T_q, d_k = q.shape
+        return q.reshape(B, self.h_kv, self.group * T_q, d_k)            # (B, h_kv, g T_q, d_k)
+
+    def ungroup(self, x, T_q):
+        """(B, h_kv, g T_q, n) -> (B, h, T_q, n), the inverse of group_queries (outputs, weights)."""
+        return x.reshape(x.shape[0], self.h, T_q, x.shape[-1])            # (B, h, T_q, n)
+
+    def _group_scores_arg(self, a, B, T_q, T_k, check):
+        """A mask or bias broadcastable to (B, h, T_q, T_k) -> broadcastable to (B, h_kv, g T_q, T_k)."""
+        a = check(a, (B, self.h, T_q, T_k))
+        a = a.reshape((1,) * (4 - a.ndim) + a.shape)                      # (B | 1, h | 1, T_q | 1, T_k | 1)
+        if a.shape[1] == self.h:                                          # per head: regroup like the queries
+            a = np.broadcast_to(a, (a.shape[0], self.h, T_q, a.shape[3]))
+            return a.reshape(a.shape[0], self.h_kv, self.group * T_q, a.shape[3])
+        if a.shape[2] == 1:                                               # the same for every query row
+            return a
+        return np.tile(a, (1, 1, self.group, 1))                          # (B | 1, 1, g T_q, T_k | 1)
+
+    def _attend(self, q, k, v, mask, bias, dropout_p=0.0, rng=None):
+        """Softmax attention of q (B, h, T_q, d_k) over k, v (B, h_kv, T_k, d_k), grouped when
+        h_kv < h. Returns (heads (B, h, T_q, d_k), weights (B, h, T_q, T_k), cache)."""
+        if self.group == 1:
+            out, cache = attention_forward(q, k, v, mask=mask, dropout_p=dropout_p, rng=rng, bias=bias)
+            return out, cache["weights"], cache                            # (B, h, T_q, d_k), (B, h, T_q, T_k)
+        B, _, T_q, _ = q.shape
+        T_k = k.shape[2]
+        if mask is not None:
+            mask = self._group_scores_arg(mask, B, T_q, T_k, check_mask)
+        if bias is not None:
+            bias = self._group_scores_arg(bias, B, T_q, T_k, lambda b, s: check_bias(b, s, q.dtype))
+        out, cache = attention_forward(self.group_queries(q), k, v, mask=mask, dropout_p=dropout_p,
+                                       rng=rng, bias=bias)                # (B, h_kv, g T_q, d_k)
+        return self.ungroup(out, T_q), self.ungroup(cache["weights"], T_q), cache
+
+    def _attend_backward(self, dheads, cache):
+        """dheads (B, h, T_q, d_k) -> dq (B, h, T_q, d_k), dk, dv (B, h_kv, T_k, d_k)."""
+        if self.group == 1:
+            return attention_backward(dheads, cache)
+        T_q = dheads.shape[2]
+        dq, dk, dv = attention_backward(self.group_queries(dheads), cache)  # the group's rows sum into dk, dv
+        return self.ungroup(dq, T_q), dk, dv
+
+    # --- linear attention: causal, keys and values repeated to the h query heads
+
+    def _repeat_kv(self, x):
+        """(B, h_kv, T, d_k) -> (B, h, T, d_k): key/value head j serves query heads j g .. j g + g - 1."""
+        return x if self.group == 1 else np.repeat(x, self.group, axis=1)
+
+    def _sum_groups(self, dx):
+        """(B, h, T, d_k) -> (B, h_kv, T, d_k): the backward of _repeat_kv adds a group's gradients."""
+        if self.group == 1:
+            return dx
+        B, _, T, d_k = dx.shape
+        return dx.reshape(B, self.h_kv, self.group, T, d_k).sum(axis=2)   # (B, h_kv, T, d_k)
+
+    def _linear_args(self, self_attn, mask, bias):
+        if not self_attn:
+            raise ValueError("kernel='linear' is causal self-attention: it has no cross-attention form here")
+        if mask is not None or bias is not None:
+            raise ValueError("kernel='linear' is causal by construction and takes no mask or bias: pass "
+                             "mask=None (a softmax layer needs the causal mask, this one does not)")
 
     def forward(self, x_q, x_kv=None, mask=None, cache=None, positions=None, bias=None):
         """x_q: (B, T_q, d_model); x_kv: (B, T_k, d_model) or None for self-attention;
@@ -523,37 +621,47 @@ class MultiHeadAttention(Module):
         appends the keys and values of the T_q new positions and attends over every cached one
         (mask then covers (T_q, t + T_q): the caller passes the causal part when T_q > 1);
         cross-attention projects x_kv (the memory) on the first call and reuses it after.
+        A RollingKVCache keeps a sliding window (and sinks) and makes its own mask; kernel
+        "linear" takes a LinearStateCache instead (both in attnkit.kvcache).
         """
         x_q = self._check_input(x_q, "x_q")
         self_attn = x_kv is None
         x_kv = x_q if self_attn else self._check_input(x_kv, "x_kv")
         if x_kv.shape[0] != x_q.shape[0]:
             raise ValueError(f"x_q and x_kv must have the same batch size, got {x_q.shape} and {x_kv.shape}")
+        if self.kernel == "linear":
+            self._linear_args(self_attn, mask, bias)
         positions = self._positions(positions, x_q.shape[1], cache)        # (T_q,)
         if cache is not None:
+            if self.kernel == "linear":
+                return self._forward_linear_cached(x_q, cache, positions)
             return self._forward_cached(x_q, None if self_attn else x_kv, mask, cache, positions, bias)
         if self_attn:
-            q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k) each
-            q, k = self._rotate(q, positions), self._rotate(k, positions)  # (B, h, T, d_k) each
+            q, k, v = self.project_qkv(x_q)                                # (B, h, T, d_k), 2 x (B, h_kv, T, d_k)
+            q, k = self._rotate(q, positions), self._rotate(k, positions)  # rotated alike
         else:
             q = self.split_heads(self.project(x_q, "q"))                   # (B, h, T_q, d_k)
-            k, v = self.keys_values(x_kv)                                  # (B, h, T_k, d_k) each
-        p = self.dropout if self.training else 0.0
-        heads, attn_cache = attention_forward(q, k, v, mask=mask, dropout_p=p, rng=self.dropout_rng,
-                                              bias=bias)                   # (B, h, T_q, d_k)
+            k, v = self.keys_values(x_kv)                                  # (B, h_kv, T_k, d_k) each
+        if self.kernel == "linear":
+            heads, attn_cache = linear_attention_forward(
+                q, self._repeat_kv(k), self._repeat_kv(v), causal=True)   # (B, h, T, d_k)
+            self.attn_weights = None                                       # linear attention forms none
+        else:
+            p = self.dropout if self.training else 0.0
+            heads, self.attn_weights, attn_cache = self._attend(
+                q, k, v, mask, bias, dropout_p=p, rng=self.dropout_rng)    # (B, h, T_q, d_k), (B, h, T_q, T_k)
         concat = self.merge_heads(self._gate(heads))                       # (B, T_q, d_model)
         out = self.out_proj.forward(concat)                                # (B, T_q, d_model)
-        self.attn_weights = attn_cache["weights"]                          # (B, h, T_q, T_k)
         # the Linear layers keep x_q, x_kv and concat for their backward; named here as well, so
         # that this layer's cache shows all it holds (the backpropagation chapter counts it)
-        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)          # attn_cache["out"] is heads
+        self.cache = (x_q, x_kv, self_attn, concat, attn_cache)          # attn_cache["out"]: the heads
         self.positions = positions                                         # (T_q,) for the rotary backward
         return out
 
     def _positions(self, positions, T_q, cache):
         """The absolute positions (T_q,) of the query rows: given, or counted from the cache."""
         if positions is None:
-            offset = 0 if cache is None or cache.fixed else cache.position
+            offset = 0 if cache is None or getattr(cache, "fixed", False) else cache.position
             return np.arange(offset, offset + T_q)                         # (T_q,)
         positions = np.asarray(positions)
         if positions.shape != (T_q,) or not np.issubdtype(positions.dtype, np.integer):
@@ -562,7 +670,7 @@ class MultiHeadAttention(Module):
         return positions
 
     def _rotate(self, x, positions, backward=False):
-        """The rotary hook on (B, h, T, d_k) queries or keys (or their gradients); identity without one."""
+        """The rotary hook on (B, n, T, d_k) queries or keys (or their gradients); identity without one."""
         if self.rotary is None:
             return x
         return self.rotary.backward(x, positions) if backward else self.rotary.forward(x, positions)
@@ -577,33 +685,52 @@ class MultiHeadAttention(Module):
         if not isinstance(cache, KVCache):
             raise TypeError(f"cache must be an attnkit.nn.KVCache, got {type(cache).__name__}")
         if memory is None:
-            k_new, v_new = self.keys_values(x_q)                           # (B, h, T_q, d_k) each
-            k, v = cache.append(self._rotate(k_new, positions), v_new)     # (B, h, t + T_q, d_k) each
+            k_new, v_new = self.keys_values(x_q)                           # (B, h_kv, T_q, d_k) each
+            k, v = cache.append(self._rotate(k_new, positions), v_new)     # (B, h_kv, t + T_q, d_k) each
+            mask = cache.visible(mask)                                     # a rolling cache's own mask
         else:
             if cache.k is None:  # the memory is the same at every step
-                cache.set_fixed(*self.keys_values(memory))                 # (B, h, S, d_k) each
-            k, v = cache.k, cache.v                                        # (B, h, S, d_k) each
+                cache.set_fixed(*self.keys_values(memory))                 # (B, h_kv, S, d_k) each
+            k, v = cache.k, cache.v                                        # (B, h_kv, S, d_k) each
             positions = None                                               # no rotation across sequences
         out = self.attend_cached(x_q, k, v, mask=mask, positions=positions, bias=bias)  # (B, T_q, d_model)
         cache.record(self.attn_weights, x_q.shape[1])
         return out
 
+    def _forward_linear_cached(self, x_q, cache, positions):
+        from .kvcache import LinearStateCache                              # (kvcache imports this module)
+        if not isinstance(cache, LinearStateCache):
+            raise TypeError(f"kernel='linear' decodes with an attnkit.kvcache.LinearStateCache, got "
+                            f"{type(cache).__name__}")
+        q, k, v = self.project_qkv(x_q)                                    # (B, h, T_q, d_k), 2 x (B, h_kv, T_q, d_k)
+        q, k = self._rotate(q, positions), self._rotate(k, positions)
+        heads = cache.attend(self, q, k, v)                                # (B, h, T_q, d_k)
+        self.cache = self.attn_weights = None                              # nothing to backpropagate
+        return self.out_proj.forward(self.merge_heads(self._gate(heads)))  # (B, T_q, d_model)
+
     def backward(self, dout):
         """dout: (B, T_q, d_model) -> dx for self-attention, or (dx_q, dx_kv) for cross-attention."""
         _, _, self_attn, _, attn_cache = self.cache
-        heads, positions = attn_cache["out"], self.positions               # (B, h, T_q, d_k), (T_q,)
+        positions = self.positions                                         # (T_q,)
         dconcat = self.out_proj.backward(dout)                             # (B, T_q, d_model)
         dgated = self.split_heads(dconcat)                                 # (B, h, T_q, d_k)
+        heads = attn_cache["out"]                                          # (B, h, T_q, d_k) or grouped
+        if self.kernel == "softmax" and self.group > 1:
+            heads = self.ungroup(heads, dgated.shape[2])                   # (B, h, T_q, d_k)
         # gate: gated_i = g_i heads_i, so dL/dg_i = sum(dgated_i * heads_i), dheads_i = g_i dgated_i
         self.head_gate_grad = np.einsum("bhtd,bhtd->h", dgated, heads).astype(self.head_gate.dtype)
         dheads = self._gate(dgated)                                        # (B, h, T_q, d_k)
-        dq, dk, dv = attention_backward(dheads, attn_cache)                # (B, h, T, d_k) each
+        if self.kernel == "linear":
+            dq, dk, dv = linear_attention_backward(dheads, attn_cache)    # (B, h, T, d_k) each
+            dk, dv = self._sum_groups(dk), self._sum_groups(dv)            # (B, h_kv, T, d_k) each
+        else:
+            dq, dk, dv = self._attend_backward(dheads, attn_cache)         # (B, h, T_q, d_k), 2 x (B, h_kv, T_k, d_k)
         if self_attn:
             dq = self._rotate(dq, positions, backward=True)                # (B, h, T, d_k)
-            dk = self._rotate(dk, positions, backward=True)                # (B, h, T, d_k)
-        dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d_model) each
+            dk = self._rotate(dk, positions, backward=True)                # (B, h_kv, T, d_k)
+        dq, dk, dv = self.merge_heads(dq), self.merge_heads(dk), self.merge_heads(dv)  # (B, T, d), 2 x (B, T, d_kv)
         if self_attn:
-            # the three projections read one input: one (d, 3d) weight gradient and one matmul for dx
+            # the three projections read one input: one (d, d + 2 d_kv) weight gradient, one matmul for dx
             return self.in_proj.backward(np.concatenate([dq, dk, dv], axis=-1))  # (B, T, d_model)
         dx_kv = self.k_proj.backward(dk) + self.v_proj.backward(dv)        # (B, T_k, d_model)
         return self.q_proj.backward(dq), dx_kv                             # (B, T_q, d), (B, T_k, d)
@@ -611,17 +738,20 @@ class MultiHeadAttention(Module):
     def attend_cached(self, x_q, k, v, mask=None, positions=None, bias=None):
         """Inference with keys and values computed earlier (a key/value cache), no dropout, no backward.
 
-        x_q: (B, T_q, d_model) new query positions; k, v: (B, h, T_k, d_k) as keys_values or
+        x_q: (B, T_q, d_model) new query positions; k, v: (B, h_kv, T_k, d_k) as keys_values or
         project_qkv return them (keys already rotated when ``rotary`` is set); mask: boolean,
         broadcastable to (B, h, T_q, T_k); positions (T_q,): the queries' positions for
         ``rotary`` (None: not rotated); bias: added to the scores, as in forward.
         Returns (B, T_q, d_model); ``attn_weights`` holds the weights (B, h, T_q, T_k).
         """
         x_q = self._check_input(x_q, "x_q")
+        if self.kernel == "linear":
+            raise ValueError("kernel='linear' keeps no keys and values to attend over: decode with "
+                             "forward(x, cache=LinearStateCache())")
         q = self.split_heads(self.project(x_q, "q"))                       # (B, h, T_q, d_k)
         if positions is not None:
             q = self._rotate(q, positions)                                 # (B, h, T_q, d_k)
-        heads, self.attn_weights = scaled_dot_product_attention(q, k, v, mask=mask, bias=bias)  # (B, h, T_q, d_k)
+        heads, self.attn_weights, _ = self._attend(q, k, v, mask, bias)    # (B, h, T_q, d_k), (B, h, T_q, T_k)
         self.cache = None                                                  # nothing to backpropagate
         return self.project(self.merge_heads(self._gate(heads)), "o")      # (B, T_q, d_model)
 
@@ -667,6 +797,11 @@ class KVCache:
         self.length = t + n
         self.position += n
         return self.k[:, :, :t + n], self.v[:, :, :t + n]                 # (N, h, t + n, d_k) each
+
+    def visible(self, mask):
+        """The mask the new queries attend with after append: the caller's (this cache holds
+        every position; a RollingKVCache builds its own)."""
+        return mask
 
     def set_fixed(self, k, v):
         """Keep the keys and values of a memory, (N, h, S, d_k) each, for every later step."""

@@ -141,7 +141,9 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
     Each step draws the next token from next_token_probs(last logits, temperature, top_k,
     top_p) with make_rng(seed). The model is run in eval mode (no dropout) and its mode is
     restored. use_cache=True feeds one new token per step through the model's key/value cache;
-    False recomputes the prefix (same tokens, slower). Arguments are checked before any work:
+    False recomputes the prefix (same tokens, slower). A full cache restarts on the newest half
+    of the context when it is full; a rolling (sliding-window) or linear-attention cache never
+    fills and decodes on (model.make_cache decides which). Arguments are checked before any work:
     a temperature < 0, top_k < 1, top_p outside (0, 1] or a prompt longer than the context
     raise ValueError.
     """
@@ -169,7 +171,8 @@ def generate(model, prompt_ids, max_new_tokens, temperature=1.0, top_k=None, top
                 logits = model.forward(out[:, start:t])[:, -1]            # (N, V) the whole window again
             out[:, t] = sample_next(logits, rng, temperature, top_k, top_p)
             t += 1
-            if t - start >= C:                                            # context full: keep the newest half
+            if t - start >= C and not (use_cache and not cache.bounded):  # context full: keep the newest half
+                # (a rolling window or a linear-attention state never fills: it decodes on)
                 start = t - C // 2
                 if use_cache:
                     cache = model.make_cache(N)

@@ -10,11 +10,6 @@ from attnkit.models import GPT, GPTConfig
 from attnkit.positions import POSITION_METHODS
 from attnkit.seeding import make_rng
 
-# grouped-query heads and windows come with infer13's branch (chapter 23); until it is merged
-# these tests are skipped (they pass on a trial merge of infer13 and pos14)
-pytestmark = pytest.mark.skipif("num_kv_heads" not in GPTConfig.__dataclass_fields__,
-                                reason="GPTConfig has no num_kv_heads/window yet (infer13 not merged)")
-
 
 def config(pos, **kw):
     table = 24 if pos in ("learned", "sinusoidal") else None
