@@ -1024,7 +1024,8 @@ GPT_POSITIONS = _pos.POSITION_METHODS     # "learned", "none", "sinusoidal", "ro
 class GPTConfig:
     """Sizes and options of the decoder-only language model (defaults: nanoGPT's CPU Shakespeare model)."""
     vocab_size: int                     # number of token ids (= number of logits)
-    context_length: int = 64            # longest input (size of the learned position table)
+    context_length: int = 64            # training length: the longest input for a learned table (its
+                                        # rows) and the default cache capacity; see position_table
     num_layers: int = 4                 # causal self-attention blocks
     num_heads: int = 4                  # attention heads; d_model must divide by it
     d_model: int = 128                  # width of every token vector (the residual stream)

@@ -8,9 +8,9 @@ h heads, B batch, ``...`` any leading (batch, head) dimensions.
   Pairing convention: *interleaved* pairs, coordinates (2i, 2i+1) rotate together by the angle
   p * theta_i, theta_i = base^(-2i / d_head), i = 0 .. d_head/2 - 1: the block-diagonal matrix
   of the RoFormer paper, and the layout of the sinusoidal table of chapter 5 (sin in 2i, cos in
-  2i+1). GPT-NeoX and Llama pair coordinate i with i + d_head/2 ("rotate half") instead; the two
-  are the same up to a fixed permutation of the columns of W_q and W_k, so they train equally
-  well, but weights trained with one cannot be loaded into the other without permuting them.
+  2i+1). GPT-NeoX pairs coordinate i with i + d_head/2 ("rotate half") instead; the two are the
+  same up to a fixed permutation of the columns of W_q and W_k, so they train equally well, but
+  weights trained with one cannot be loaded into the other without permuting those columns.
   ``scale`` multiplies the positions before the rotation: position interpolation (Chen et al.
   2023) runs a model trained at length L on length L' > L with scale = L / L'.
 - **ALiBi** (Press et al. 2022): no position vectors at all; each head adds

@@ -187,3 +187,19 @@ def test_learned_positions_past_the_table_name_both_numbers():
     assert "position 69" in str(err.value) and "64 positions" in str(err.value)
     # the parameter keeps the name checkpoints store ("W")
     assert [n for n, _, _ in table.named_parameters()] == ["W"]
+
+
+def test_rope_composes_with_tiled_attention():
+    # RoPE acts on q and k before the scores, so the tiled (flash) attention of chapter 19 needs no
+    # change: it equals the plain attention, and shifting every position changes nothing
+    from attnkit.functional import attention_forward, causal_mask, flash_attention
+    rng = _rng(8)
+    q, k, v = (rng.standard_normal((2, 3, 40, 8)) for _ in range(3))
+    pos = np.arange(40)
+    rq, rk = apply_rope(q, pos), apply_rope(k, pos)
+    tiled = flash_attention(rq, rk, v, causal=True, block_q=16, block_k=16)
+    plain, _ = attention_forward(rq, rk, v, mask=causal_mask(40))
+    np.testing.assert_allclose(tiled, plain, rtol=1e-10, atol=1e-12)
+    shifted = flash_attention(apply_rope(q, pos + 100), apply_rope(k, pos + 100), v, causal=True,
+                              block_q=16, block_k=16)
+    np.testing.assert_allclose(shifted, tiled, rtol=1e-10, atol=1e-12)
