@@ -25,7 +25,7 @@ export OPENBLAS_NUM_THREADS
 JOBS ?= 2
 # Chapters whose claims come from training a model (by number): `make test` also runs them with
 # every seed shifted (tests/robustness.py). A new chapter that trains adds its number here.
-TRAINED_CHAPTERS := 11 12 13 14 15 16 17 18 20 21 22 23 25
+TRAINED_CHAPTERS := 11 12 13 14 15 16 17 18 20 21 22 23 24 25
 # Both lists from the last chapter down: the slowest first, so that the jobs finish together.
 TRAINED_NOTEBOOKS = $(shell ls -r $(foreach n,$(TRAINED_CHAPTERS),notebooks/$(n)_*.ipynb))
 ALL_NOTEBOOKS = $(shell ls -r notebooks/*.ipynb)

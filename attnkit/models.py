@@ -1051,7 +1051,13 @@ class GPTConfig:
                                         # (itself included); None: every earlier position
     sinks: int = 0                      # with a window: the first `sinks` positions stay visible
 
+    mlp: bool = True                    # False: attention-only blocks, no feed-forward sublayer
+                                        # (the attention-only Transformers of Elhage et al. 2021)
+
     def __post_init__(self):
+        if not isinstance(self.mlp, (bool, np.bool_)):
+            raise TypeError(f"mlp must be True (blocks with a feed-forward sublayer) or False (attention "
+                            f"only), got {self.mlp!r}")
         for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
                 raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
@@ -1120,6 +1126,8 @@ class GPT(Module):
                               c.activation, c.norm_first, rng=rng, dtype=c.dtype,
                               num_kv_heads=c.num_kv_heads, kernel=c.attention)
         _pos.attach_rotary(self)                                          # rope: every attention rotates
+        if not c.mlp:
+            _attention_only(self.blocks)
         if c.tie_embeddings:
             self.head = TiedOutputProjection(self.tok_embed)
         else:
@@ -1185,6 +1193,27 @@ class GPT(Module):
     def attention_weights(self):
         """List (one per block) of the causal self-attention weights (B, h, T, T) from the last forward."""
         return self.blocks.attention_weights()
+
+
+class _Identity(Module):
+    """A sublayer that passes its input through unchanged (no parameters)."""
+
+    def forward(self, x):
+        return x                                                          # (B, T, d_model)
+
+    def backward(self, dout):
+        return dout                                                       # (B, T, d_model)
+
+
+def _attention_only(blocks):
+    """Remove the feed-forward sublayer (with its LayerNorm and dropout) from every block of an
+    Encoder stack, in place: each block is then x + SelfAttention(LN(x)) and nothing else.
+
+    The feed-forward weights were drawn from the init Generator before they are dropped, so the
+    attention weights are the same as in the model with MLPs of the same seed."""
+    for layer in blocks.layers:
+        del layer.ff, layer.norm2, layer.drop2
+        layer.ff_block = _Identity()
 
 
 class GPTCache:
