@@ -1054,22 +1054,17 @@ class GPTConfig:
     mlp: bool = True                    # False: attention-only blocks, no feed-forward sublayer
                                         # (the attention-only Transformers of Elhage et al. 2021)
 
+    @property
+    def attn_dropout(self):
+        """The attention dropout: a GPT uses one rate, ``dropout``, everywhere."""
+        return self.dropout
+
     def __post_init__(self):
         if not isinstance(self.mlp, (bool, np.bool_)):
             raise TypeError(f"mlp must be True (blocks with a feed-forward sublayer) or False (attention "
                             f"only), got {self.mlp!r}")
-        for name in ("vocab_size", "context_length", "num_layers", "d_ff"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 1:
-                raise ValueError(f"{name} must be a positive integer, got {getattr(self, name)!r}")
-        if self.num_heads < 1 or self.d_model % self.num_heads != 0:
-            raise ValueError(f"d_model={self.d_model} must be divisible by num_heads={self.num_heads} "
-                             "(each head gets d_model / num_heads dimensions); change one of them")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.activation not in ("relu", "gelu"):
-            raise ValueError(f"activation must be 'relu' or 'gelu', got {self.activation!r}")
-        if not np.issubdtype(np.dtype(self.dtype), np.floating):
-            raise TypeError(f"dtype must be a floating type such as np.float32 or np.float64, got {self.dtype}")
+        _check_positive(self, "vocab_size", "context_length", "num_layers")
+        _check_block(self)                  # heads, d_ff, dropout, activation, dtype
         _pos.check_position_config(self)
         _check_gpt_attention(self)
 

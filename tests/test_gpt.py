@@ -84,7 +84,7 @@ def test_backward_accumulates_until_zero_grad():
 
 @pytest.mark.parametrize("kw, match", [
     (dict(d_model=10, num_heads=4), "must be divisible by num_heads"),
-    (dict(context_length=0), "context_length must be a positive integer"),
+    (dict(context_length=0), "context_length must be an integer >= 1"),
     (dict(dropout=1.0), r"dropout must be in \[0, 1\)"),
     (dict(activation="tanh"), "activation must be"),
 ])
