@@ -3,7 +3,8 @@ import numpy as np
 
 from .seeding import make_rng
 
-__all__ = ["numerical_gradient", "rel_error", "perturb", "assert_gradient_close", "module_gradient_errors"]
+__all__ = ["numerical_gradient", "rel_error", "perturb", "assert_gradient_close", "module_gradient_errors",
+           "assert_model_gradients"]
 
 
 def numerical_gradient(f, x, eps=1e-6):
@@ -84,3 +85,18 @@ def module_gradient_errors(module, inputs, forward=None, reset=None, seed=123):
     for name, p, _ in module.named_parameters():
         errors[name] = rel_error(grads[name], numerical_gradient(loss, p))
     return errors, grads
+
+
+def assert_model_gradients(model, inputs, targets, loss_fn, label="", rtol=1e-6, atol=1e-9):
+    """Every parameter gradient of loss_fn(model.forward(inputs), targets), from model.backward,
+    against central differences: a relative error below rtol, or an absolute one below atol (for
+    gradients that are zero in theory). A float64 model; label goes into the failure message."""
+    def loss():
+        return loss_fn.forward(model.forward(inputs), targets)
+
+    loss()
+    model.zero_grad()
+    model.backward(loss_fn.backward())
+    for name, p, g in model.named_parameters():
+        num = numerical_gradient(loss, p)
+        assert rel_error(g, num) < rtol or np.abs(g - num).max() < atol, (label, name)

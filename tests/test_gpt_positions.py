@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from attnkit.functional import causal_mask, softmax
-from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.gradcheck import assert_model_gradients
 from attnkit.losses import CrossEntropyLoss
 from attnkit.models import GPT, GPTConfig
 from attnkit.nn import MultiHeadAttention
@@ -44,17 +44,7 @@ def test_every_method_runs_in_both_dtypes_and_is_causal(pos, dtype):
 def test_whole_model_gradient_check_float64(pos):
     m = tiny(pos, dtype=np.float64, position_table=8 if pos in ("learned", "sinusoidal") else None)
     ids, targets = _ids(B=2, T=5), _ids(B=2, T=5, seed=1)
-    loss_fn = CrossEntropyLoss()
-
-    def loss():
-        return loss_fn.forward(m.forward(ids), targets)
-
-    loss()
-    m.zero_grad()
-    m.backward(loss_fn.backward())
-    for name, p, g in m.named_parameters():
-        num = numerical_gradient(loss, p)
-        assert rel_error(g, num) < 1e-6 or np.abs(g - num).max() < 1e-9, (pos, name)
+    assert_model_gradients(m, ids, targets, CrossEntropyLoss(), label=pos)
 
 
 def test_position_parameters_per_method():

@@ -4,7 +4,7 @@ and the phase-change rule."""
 import numpy as np
 import pytest
 
-from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.gradcheck import assert_model_gradients
 from attnkit.induction import (ablated, head_scores, induction_scores, induction_targets, phase_change_step,
                            previous_token_scores, repeat_batches, repeated_half_loss, repeated_half_mask,
                            repeated_tokens, token_losses)
@@ -40,17 +40,7 @@ def test_attention_only_blocks_have_no_feed_forward():
 def test_attention_only_gradient_check_float64(kw):
     m = tiny(dtype=np.float64, **kw)
     ids, targets = make_rng(0).integers(0, 7, (2, 5)), make_rng(1).integers(0, 7, (2, 5))
-    loss_fn = CrossEntropyLoss()
-
-    def loss():
-        return loss_fn.forward(m.forward(ids), targets)
-
-    loss()
-    m.zero_grad()
-    m.backward(loss_fn.backward())
-    for name, p, g in m.named_parameters():
-        num = numerical_gradient(loss, p)
-        assert rel_error(g, num) < 1e-6 or np.abs(g - num).max() < 1e-9, name
+    assert_model_gradients(m, ids, targets, CrossEntropyLoss())
 
 
 def test_attention_only_float32_causal_and_bad_flag():

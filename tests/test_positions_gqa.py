@@ -4,7 +4,7 @@ rotary and ALiBi models with grouped heads, and RoPE through the rolling window 
 import numpy as np
 import pytest
 
-from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.gradcheck import assert_model_gradients
 from attnkit.losses import CrossEntropyLoss
 from attnkit.models import GPT, GPTConfig
 from attnkit.positions import POSITION_METHODS
@@ -33,17 +33,7 @@ def test_grouped_heads_prefill_then_steps_equal_the_full_forward(pos, kv):
 def test_grouped_heads_gradient_check(pos):
     m = GPT(config(pos, num_kv_heads=2, num_layers=1, d_model=8, d_ff=8))
     ids, targets = (make_rng(s).integers(0, 11, size=(2, 6)) for s in (0, 1))
-    loss_fn = CrossEntropyLoss()
-
-    def loss():
-        return loss_fn.forward(m.forward(ids), targets)
-
-    loss()
-    m.zero_grad()
-    m.backward(loss_fn.backward())
-    for name, p, g in m.named_parameters():
-        num = numerical_gradient(loss, p)
-        assert rel_error(g, num) < 1e-6 or np.abs(g - num).max() < 1e-9, (pos, name)
+    assert_model_gradients(m, ids, targets, CrossEntropyLoss(), label=pos)
 
 
 @pytest.mark.parametrize("pos", ["rope", "none", "sinusoidal"])
