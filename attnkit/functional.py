@@ -401,9 +401,14 @@ def check_key_mask(key_mask, lead, T_k):
     return np.broadcast_to(key_mask, target)                       # (..., T_k) a view
 
 
-def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask):
-    """One tile's scores q_i k_j^T (either one pre-scaled), -inf where masked: (..., bq, bk)."""
+def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask, slopes=None):
+    """One tile's scores q_i k_j^T (either one pre-scaled), plus ALiBi's -m |i + offset - j| when
+    slopes (h,) are given (one per head, the axis before the tile's), -inf where masked: (..., bq, bk)."""
     s = np.matmul(q_i, np.swapaxes(k_j, -1, -2))                              # (..., bq, bk)
+    if slopes is not None:
+        i = np.arange(rows.start, rows.stop)[:, None] + offset                # (bq, 1) query positions
+        j = np.arange(cols.start, cols.stop)[None, :]                         # (1, bk) key positions
+        s -= slopes[:, None, None] * np.abs(i - j).astype(s.dtype)           # (h, bq, bk): this tile's bias
     if on_diagonal:
         i = np.arange(rows.start, rows.stop)[:, None]                         # (bq, 1)
         j = np.arange(cols.start, cols.stop)[None, :]                         # (1, bk)
@@ -413,14 +418,31 @@ def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask):
     return s
 
 
+def check_slopes(slopes, lead, dtype):
+    """ALiBi slopes for the tiled kernel: None, or finite floats of shape (h,), h the head axis (lead[-1])."""
+    if slopes is None:
+        return None
+    slopes = require_float(slopes, "alibi_slopes")
+    if not lead or slopes.shape != (lead[-1],):
+        raise ValueError(f"alibi_slopes must have one slope per head, shape ({lead[-1] if lead else 'h'},) "
+                         f"for q of shape (..., h, T_q, d_k) with leading dims {tuple(lead)}, got {slopes.shape}")
+    if not np.all(np.isfinite(slopes)):
+        raise ValueError("alibi_slopes must be finite (attnkit.positions.alibi_slopes(h) gives the paper's)")
+    return slopes.astype(dtype, copy=False)
+
+
 def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_BLOCK_Q,
-                            block_k=FLASH_BLOCK_K):
+                            block_k=FLASH_BLOCK_K, alibi_slopes=None):
     """Attention computed tile by tile with an online softmax (FlashAttention-2's forward).
 
     Inputs: q (..., T_q, d_k), k (..., T_k, d_k), v (..., T_k, d_v) as in attention_forward;
       causal: hide the future (query i sees keys j <= i + T_k - T_q); key_mask: optional boolean
       (..., T_k), True = may attend (padding_mask's (B, 1, 1, T_k) works too); block_q, block_k:
       the tile size. A query that may attend to no key gets a zero output, as in attention_forward.
+      alibi_slopes: optional (h,) floats for q of shape (..., h, T_q, d_k): ALiBi's bias
+      -m_head |i - j| (query i at position i + T_k - T_q) is made tile by tile from the slopes, so
+      no (T_q, T_k) bias exists either; equal to attention_forward with
+      bias=attnkit.positions.alibi_bias(h, arange(T_k - T_q, T_k), arange(T_k)).
     Returns out (..., T_q, d_v), equal to attention_forward's up to rounding, and a cache holding
     q, k, v, out, the row log-sum-exp "lse" (..., T_q) and the tile counts "tiles" (computed)
     and "tiles_total" (the full grid). No (T_q, T_k) array is made.
@@ -433,6 +455,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
     tiles = flash_tiles(T_q, T_k, block_q, block_k, causal)
     if key_mask is not None:
         key_mask = check_key_mask(key_mask, lead, T_k)                        # (..., T_k)
+    slopes = check_slopes(alibi_slopes, lead, q.dtype)                        # (h,) or None
     dt = q.dtype.type
     scale = 1.0 / np.sqrt(d_k)
     offset = T_k - T_q
@@ -448,7 +471,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
         l = np.zeros((*lead, bq, 1), dtype=q.dtype)                           # (..., bq, 1) running sum
         acc = np.zeros((*lead, bq, d_v), dtype=q.dtype)                       # (..., bq, d_v) unnormalised
         for _, cols, on_diagonal in row_tiles:
-            p = tile_scores(qs_i, k[..., cols, :], rows, cols, on_diagonal, offset, key_mask)
+            p = tile_scores(qs_i, k[..., cols, :], rows, cols, on_diagonal, offset, key_mask, slopes)
             m_new = np.maximum(m, np.max(p, axis=-1, keepdims=True))          # (..., bq, 1)
             m_use = np.where(np.isfinite(m_new), m_new, dt(0))                # nothing visible yet: 0
             p -= m_use
@@ -464,7 +487,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
         with np.errstate(divide="ignore"):
             lse[..., rows] = (m + np.log(l))[..., 0]                          # (..., bq) -inf if unseen
     cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
-             "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale,
+             "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale, "slopes": slopes,
              "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
     return out, cache
 
@@ -500,7 +523,8 @@ def flash_attention_backward(dout, cache):
         ks_j = k_j * dt(scale)                                                # (..., bk, d_k) scaled once
         dk_j, dv_j = dk[..., cols, :], dv[..., cols, :]                       # views, summed over query blocks
         for rows, _, on_diagonal in col_tiles:
-            p = tile_scores(q[..., rows, :], ks_j, rows, cols, on_diagonal, offset, key_mask)
+            p = tile_scores(q[..., rows, :], ks_j, rows, cols, on_diagonal, offset, key_mask,
+                            cache.get("slopes"))
             p -= L[..., rows, :]
             np.exp(p, out=p)                                                  # (..., bq, bk) P, recomputed
             dv_j += np.matmul(np.swapaxes(p, -1, -2), dout[..., rows, :])     # (..., bk, d_v)
@@ -514,9 +538,10 @@ def flash_attention_backward(dout, cache):
     return dq, dk, dv
 
 
-def flash_attention(q, k, v, causal=False, key_mask=None, block_q=FLASH_BLOCK_Q, block_k=FLASH_BLOCK_K):
+def flash_attention(q, k, v, causal=False, key_mask=None, block_q=FLASH_BLOCK_Q, block_k=FLASH_BLOCK_K,
+                    alibi_slopes=None):
     """Tiled attention's output (..., T_q, d_v) only; see flash_attention_forward."""
-    return flash_attention_forward(q, k, v, causal, key_mask, block_q, block_k)[0]
+    return flash_attention_forward(q, k, v, causal, key_mask, block_q, block_k, alibi_slopes)[0]
 
 
 # ----------------------------------------------------------------------------

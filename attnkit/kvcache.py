@@ -107,6 +107,17 @@ class RollingKVCache(KVCache):
         pos = np.asarray(pos)
         return np.where(pos < self.sinks, pos, self.sinks + (pos - self.sinks) % self.window)
 
+    def key_positions(self, n):
+        """The absolute positions of the keys that append() of the next n positions returns, in
+        its order (slot order for one position, held then new for a prefill): (t,) or (t + n,).
+        What a position-dependent score bias (ALiBi) needs, since slots are not in position order."""
+        new_pos = np.arange(self.position, self.position + n)             # (n,)
+        if n > 1:
+            return np.concatenate([self.slot_pos[:self.length], new_pos])  # (t + n,)
+        held = self.slot_pos.copy()                                       # (capacity,)
+        held[self.slot_of(new_pos)] = new_pos
+        return held[:min(self.position + 1, self.capacity)]               # (t,) after the write
+
     def append(self, k_new, v_new):
         """Keys and values of n new positions, (N, h, n, d_k) each -> the keys and values the new
         queries attend over: (N, h, t, d_k) after writing (n = 1), or (N, h, t + n, d_k)."""

@@ -1168,8 +1168,13 @@ class GPT(Module):
         if c.pos in _pos.TABLE_METHODS:
             x = x + self.pos_embed.forward(positions[None, :])            # (B, T, d_model)
         x = self.drop.forward(x)                                          # (B, T, d_model)
-        # alibi: the bias of each query over the keys the attention will hold (cached + new)
-        bias = _pos.score_bias(c, positions, np.arange(offset - held, offset + T))  # (h, T, held + T)
+        # alibi: the bias of each query over the keys the attention will hold (cached + new; a
+        # rolling cache holds them in slot order, and says at which positions)
+        if cache is not None and cache.kind == "window":
+            key_pos = cache.layers[0].key_positions(T)                    # (t,) or (t + T,)
+        else:
+            key_pos = np.arange(offset - held, offset + T)                # (held + T,)
+        bias = _pos.score_bias(c, positions, key_pos)                     # (h, T, len(key_pos)) or None
         x = self.blocks.forward(x, mask, None if cache is None else cache.layers,
                                 positions=positions, bias=bias)           # (B, T, d_model)
         return self.head.forward(x)                                       # (B, T, V)
@@ -1236,9 +1241,6 @@ class GPTCache:
             self.kind, self.capacity = "linear", None
             self.layers = [LinearStateCache() for _ in range(n)]
         elif window is not None:
-            if c.pos == "alibi":
-                raise ValueError("a rolling cache keeps its keys out of position order, which ALiBi's "
-                                 "bias (over cached + new keys) does not follow: use a full cache")
             self.kind, self.capacity = "window", sinks + window
             self.layers = [RollingKVCache(window, sinks) for _ in range(n)]
         else:

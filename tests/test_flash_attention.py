@@ -158,3 +158,38 @@ def test_bad_arguments_raise_clear_errors():
     _, cache = flash_attention_forward(q, k, v)
     with pytest.raises(ValueError, match=r"shape of the attention output \(2, 3, 6, 5\)"):
         flash_attention_backward(dout[..., :4], cache)
+
+
+# ---------------------------------------------------------------- ALiBi in the tiled kernel
+
+@pytest.mark.parametrize("T_q, T_k, causal, bq, bk", [(9, 9, True, 4, 3), (9, 9, False, 16, 5),
+                                                     (5, 11, True, 2, 4), (3, 7, False, 3, 2)])
+def test_alibi_slopes_equal_the_bias_of_plain_attention(T_q, T_k, causal, bq, bk):
+    from attnkit.positions import alibi_bias, alibi_slopes
+    rng = make_rng(40)
+    B, h, d = 2, 3, 4
+    q, k, v = (rng.standard_normal((B, h, n, d)) for n in (T_q, T_k, T_k))
+    offset = T_k - T_q
+    bias = alibi_bias(h, np.arange(offset, T_k), np.arange(T_k))          # (h, T_q, T_k)
+    mask = None
+    if causal:
+        mask = np.arange(T_k)[None, :] <= np.arange(offset, T_k)[:, None]  # (T_q, T_k)
+    ref, ref_cache = attention_forward(q, k, v, mask=mask, bias=bias)
+    out, cache = flash_attention_forward(q, k, v, causal=causal, block_q=bq, block_k=bk,
+                                         alibi_slopes=alibi_slopes(h))
+    np.testing.assert_allclose(out, ref, rtol=0, atol=1e-10)
+    dout = rng.standard_normal(out.shape)
+    for got, want in zip(flash_attention_backward(dout, cache), attention_backward(dout, ref_cache)):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-10)
+
+
+def test_alibi_slopes_keep_float32_and_check_their_shape():
+    rng = make_rng(41)
+    q, k, v = (rng.standard_normal((1, 2, 6, 4)).astype(np.float32) for _ in range(3))
+    out, _ = flash_attention_forward(q, k, v, causal=True, block_q=4, block_k=4,
+                                     alibi_slopes=np.array([0.5, 0.25]))
+    assert out.dtype == np.float32
+    with pytest.raises(ValueError, match="one slope per head"):
+        flash_attention_forward(q, k, v, alibi_slopes=np.ones(3))
+    with pytest.raises(ValueError, match="finite"):
+        flash_attention_forward(q, k, v, alibi_slopes=np.array([np.inf, 1.0]))

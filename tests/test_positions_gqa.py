@@ -1,6 +1,7 @@
 """Positions with grouped-query heads and sliding windows (chapters 22 and 23 together): every
 position method through the key/value cache with shared key/value heads, gradient checks of the
-rotary and ALiBi models with grouped heads, and RoPE through the rolling window cache."""
+rotary and ALiBi models with grouped heads, and every relative method through the rolling window
+cache."""
 import numpy as np
 import pytest
 
@@ -36,7 +37,7 @@ def test_grouped_heads_gradient_check(pos):
     assert_model_gradients(m, ids, targets, CrossEntropyLoss(), label=pos)
 
 
-@pytest.mark.parametrize("pos", ["rope", "none", "sinusoidal"])
+@pytest.mark.parametrize("pos", ["rope", "none", "sinusoidal", "alibi"])
 def test_window_cache_equals_the_banded_forward(pos):
     # keys are cached at their absolute positions (rotated, for rope): the rolling cache gives the
     # logits of the whole sequence under the sliding-window mask, also past the context
@@ -49,8 +50,13 @@ def test_window_cache_equals_the_banded_forward(pos):
     np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-10, atol=1e-12)
 
 
-def test_alibi_with_a_window_runs_whole_sequences_and_refuses_the_rolling_cache():
-    m = GPT(config("alibi", window=5))
-    assert m.forward(make_rng(7).integers(0, 11, size=(1, 30))).shape == (1, 30, 11)
-    with pytest.raises(ValueError, match="ALiBi"):
-        m.make_cache(1)
+def test_alibi_through_the_rolling_cache_reads_the_slot_positions():
+    # the ring holds keys out of position order: the bias must follow the slots, not arange
+    m = GPT(config("alibi", window=3, sinks=2))
+    ids = make_rng(7).integers(0, 11, size=(1, 30))
+    full = m.forward(ids)
+    cache = m.make_cache(1)
+    steps = [m.forward(ids[:, t:t + 1], cache=cache) for t in range(30)]
+    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, rtol=1e-10, atol=1e-12)
+    ring = cache.layers[0]
+    assert sorted(ring.slot_pos) == [0, 1, 27, 28, 29] and list(ring.slot_pos) != sorted(ring.slot_pos)
