@@ -12,24 +12,6 @@ from attnkit.seeding import make_rng
 F64 = np.float64
 
 
-class ScaleByPosition:
-    """A linear, position-dependent map standing in for rotary embeddings in the tests:
-    x_t -> c_t x_t with c_t = 1 + t / 10 (its backward multiplies by the same factor)."""
-
-    def __init__(self):
-        self.seen = []
-
-    def factor(self, positions):
-        return (1.0 + np.asarray(positions) / 10.0)[:, None]              # (T, 1)
-
-    def forward(self, x, positions):
-        self.seen.append(np.asarray(positions).copy())
-        return x * self.factor(positions)
-
-    def backward(self, dx, positions):
-        return dx * self.factor(positions)
-
-
 def test_bias_adds_to_the_scores_before_the_softmax():
     rng = make_rng(0)
     q, k, v = (rng.standard_normal((2, 3, 5, 4)) for _ in range(3))
@@ -101,10 +83,10 @@ def test_default_gate_is_not_a_parameter_and_changes_nothing():
     assert np.all(m.head_gate == 1) and m.head_gate.shape == (2,)
 
 
-def test_rotary_hook_gradients_and_cache_positions():
+def test_rotary_hook_gradients_and_cache_positions(scale_by_position):
     rng = make_rng(5)
     m = mha(rng)
-    m.rotary = ScaleByPosition()
+    m.rotary = scale_by_position
     x = rng.standard_normal((2, 6, 8))
     errors, _ = module_gradient_errors(m, [x], forward=lambda a: m.forward(a, mask=causal_mask(6)))
     errors.pop("b_k")              # zero in theory (softmax shift invariance): noise

@@ -15,16 +15,6 @@ from attnkit.seeding import make_rng
 F64 = np.float64
 
 
-class ScaleByPosition:
-    """A linear, position-dependent stand-in for rotary embeddings: x_t -> (1 + t / 10) x_t."""
-
-    def forward(self, x, positions):
-        return x * (1.0 + np.asarray(positions) / 10.0)[:, None]
-
-    def backward(self, dx, positions):
-        return self.forward(dx, positions)
-
-
 def gqa(h=4, h_kv=2, d=16, seed=0, dtype=F64, **kw):
     m = MultiHeadAttention(d, h, rng=make_rng(seed), dtype=dtype, num_kv_heads=h_kv, **kw)
     rng = make_rng(seed + 100)
@@ -92,11 +82,11 @@ def test_grouped_forward_equals_repeated_keys_with_every_mask_and_bias(h_kv):
 
 
 @pytest.mark.parametrize("h_kv", [1, 2, 4])
-def test_grouped_gradients(h_kv):
+def test_grouped_gradients(h_kv, scale_by_position):
     rng = make_rng(2)
     m = gqa(h=4, h_kv=h_kv)
     m.head_gate[:] = [0.5, 1.0, 1.5, 2.0]
-    m.rotary = ScaleByPosition()
+    m.rotary = scale_by_position
     x = rng.standard_normal((2, 5, 16))
     errors, _ = module_gradient_errors(m, [x], forward=lambda a: m.forward(a, mask=causal_mask(5)))
     errors.pop("b_k")              # zero in theory (softmax shift invariance): noise
