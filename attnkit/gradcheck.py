@@ -4,7 +4,7 @@ import numpy as np
 from .seeding import make_rng
 
 __all__ = ["numerical_gradient", "rel_error", "perturb", "assert_gradient_close", "module_gradient_errors",
-           "assert_model_gradients"]
+           "assert_model_gradients", "assert_parameter_gradient"]
 
 
 def numerical_gradient(f, x, eps=1e-6):
@@ -100,3 +100,16 @@ def assert_model_gradients(model, inputs, targets, loss_fn, label="", rtol=1e-6,
     for name, p, g in model.named_parameters():
         num = numerical_gradient(loss, p)
         assert rel_error(g, num) < rtol or np.abs(g - num).max() < atol, (label, name)
+
+
+def assert_parameter_gradient(model, inputs, suffix, seed=0, rtol=1e-6):
+    """The gradient of L = sum(model.forward(inputs) * dout) (dout drawn from make_rng(seed)) for
+    the first parameter whose name ends with suffix, against central differences (float64)."""
+    out = model.forward(inputs)
+    dout = make_rng(seed).standard_normal(out.shape)
+    model.zero_grad()
+    model.forward(inputs)
+    model.backward(dout)
+    name, p, g = next(t for t in model.named_parameters() if t[0].endswith(suffix))
+    err = rel_error(g, numerical_gradient(lambda: np.sum(model.forward(inputs) * dout), p))
+    assert err < rtol, f"{name}: rel error {err:.2e}"

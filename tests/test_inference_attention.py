@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from attnkit.functional import attention_forward, causal_mask, linear_attention_forward, padding_mask
-from attnkit.gradcheck import module_gradient_errors, numerical_gradient, rel_error
+from attnkit.gradcheck import assert_parameter_gradient, module_gradient_errors, numerical_gradient, rel_error
 from attnkit.kvcache import (LinearStateCache, RollingKVCache, cache_nbytes, kv_cache_bytes,
                              sliding_window_mask, window_visible)
 from attnkit.models import GPT, GPTConfig
@@ -224,17 +224,7 @@ def test_gpt_decodes_past_its_context_with_a_window_and_its_gradient():
         for t in range(9):
             learned.forward(ids[:, t:t + 1], cache=cache)
     # the banded mask trains: gradient of one weight
-    x = ids[:, :8]
-    logits = model.forward(x)
-    dout = make_rng(8).standard_normal(logits.shape)
-    model.zero_grad()
-    model.forward(x)
-    model.backward(dout)
-    _, p, g = next(t for t in model.named_parameters() if t[0].endswith("W_k"))
-
-    def loss():
-        return np.sum(model.forward(x) * dout)
-    assert rel_error(g, numerical_gradient(loss, p)) < 1e-6
+    assert_parameter_gradient(model, ids[:, :8], "W_k", seed=8)
 
 
 def test_window_cache_on_a_model_trained_without_one_and_generate_past_the_context():
@@ -311,15 +301,7 @@ def test_linear_gpt_state_is_constant_and_equals_its_forward():
     for t in range(16, 40):                                               # past the context
         model.forward(ids[:, t % 16:t % 16 + 1], cache=cache)
     assert cache.nbytes == sizes[0]
-    dout = make_rng(12).standard_normal(full.shape)
-    model.zero_grad()
-    model.forward(ids)
-    model.backward(dout)
-    _, p, g = next(t for t in model.named_parameters() if t[0].endswith("W_v"))
-
-    def loss():
-        return np.sum(model.forward(ids) * dout)
-    assert rel_error(g, numerical_gradient(loss, p)) < 1e-6
+    assert_parameter_gradient(model, ids, "W_v", seed=12)
 
 
 def test_window_visible_is_the_rolling_rule():
