@@ -401,10 +401,11 @@ def check_key_mask(key_mask, lead, T_k):
     return np.broadcast_to(key_mask, target)                       # (..., T_k) a view
 
 
-def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask, slopes=None):
+def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask, slopes=None, out=None):
     """One tile's scores q_i k_j^T (either one pre-scaled), plus ALiBi's -m |i + offset - j| when
-    slopes (h,) are given (one per head, the axis before the tile's), -inf where masked: (..., bq, bk)."""
-    s = np.matmul(q_i, np.swapaxes(k_j, -1, -2))                              # (..., bq, bk)
+    slopes (h,) are given (one per head, the axis before the tile's), -inf where masked: (..., bq, bk).
+    out: optional (..., bq, bk) buffer the scores are written into (and returned)."""
+    s = np.matmul(q_i, np.swapaxes(k_j, -1, -2), out=out)                     # (..., bq, bk)
     if slopes is not None:
         i = np.arange(rows.start, rows.stop)[:, None] + offset                # (bq, 1) query positions
         j = np.arange(cols.start, cols.stop)[None, :]                         # (1, bk) key positions
@@ -416,6 +417,16 @@ def tile_scores(q_i, k_j, rows, cols, on_diagonal, offset, key_mask, slopes=None
     if key_mask is not None:
         np.copyto(s, -np.inf, where=~key_mask[..., None, cols])               # padded keys
     return s
+
+
+def tile_buffer(buf, shape):
+    """A (..., bq, bk) view of the start of a reused tile buffer (edge tiles are smaller)."""
+    return buf[..., : shape[-2], : shape[-1]]
+
+
+def chunk_slopes(slopes, bi, n_lead):
+    """The ALiBi slopes that go with chunk bi of the first leading axis (sliced when that axis is h)."""
+    return slopes if slopes is None or n_lead > 1 or bi == () else slopes[bi]
 
 
 def check_slopes(slopes, lead, dtype):
@@ -461,31 +472,41 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
     offset = T_k - T_q
     out = np.zeros((*lead, T_q, d_v), dtype=q.dtype)                          # (..., T_q, d_v)
     lse = np.full((*lead, T_q), -np.inf, dtype=q.dtype)                       # (..., T_q)
-    row_starts = sorted({rows.start for rows, _, _ in tiles})
-    for i0 in row_starts:
-        row_tiles = [t for t in tiles if t[0].start == i0]
-        rows = row_tiles[0][0]
-        bq = rows.stop - rows.start
-        qs_i = q[..., rows, :] * dt(scale)                                    # (..., bq, d_k) scaled once
-        m = np.full((*lead, bq, 1), -np.inf, dtype=q.dtype)                   # (..., bq, 1) running max
-        l = np.zeros((*lead, bq, 1), dtype=q.dtype)                           # (..., bq, 1) running sum
-        acc = np.zeros((*lead, bq, d_v), dtype=q.dtype)                       # (..., bq, d_v) unnormalised
-        for _, cols, on_diagonal in row_tiles:
-            p = tile_scores(qs_i, k[..., cols, :], rows, cols, on_diagonal, offset, key_mask, slopes)
-            m_new = np.maximum(m, np.max(p, axis=-1, keepdims=True))          # (..., bq, 1)
-            m_use = np.where(np.isfinite(m_new), m_new, dt(0))                # nothing visible yet: 0
-            p -= m_use
-            np.exp(p, out=p)                                                  # (..., bq, bk) exp(S - m')
-            alpha = np.exp(m - m_use)                                         # (..., bq, 1) old max -> new
-            l *= alpha
-            l += np.sum(p, axis=-1, keepdims=True)
-            acc *= alpha                                                      # rescale, then add the tile
-            acc += np.matmul(p, v[..., cols, :])                              # (..., bq, d_v)
-            m = m_new
-        seen = l > 0                                                          # (..., bq, 1)
-        np.divide(acc, l, out=out[..., rows, :], where=seen)                  # (..., bq, d_v) zero if unseen
-        with np.errstate(divide="ignore"):
-            lse[..., rows] = (m + np.log(l))[..., 0]                          # (..., bq) -inf if unseen
+    row_groups = {}                                                           # query block -> its tiles
+    for rows, cols, on_diagonal in tiles:
+        row_groups.setdefault((rows.start, rows.stop), []).append((cols, on_diagonal))
+
+    def fill(bi):                                       # one chunk of the first leading axis (run_chunks)
+        qc, kc, vc, oc, lc = q[bi], k[bi], v[bi], out[bi], lse[bi]
+        kmc = None if key_mask is None else key_mask[bi]                      # (..., T_k)
+        sc = chunk_slopes(slopes, bi, len(lead))
+        lead_c = qc.shape[:-2]
+        buf = np.empty((*lead_c, min(block_q, T_q), min(block_k, T_k)), dtype=q.dtype)  # (..., bq, bk) reused
+        for (i0, i1), row_tiles in row_groups.items():
+            rows = slice(i0, i1)
+            qs_i = qc[..., rows, :] * dt(scale)                               # (..., bq, d_k) scaled once
+            m = np.full((*lead_c, i1 - i0, 1), -np.inf, dtype=q.dtype)        # (..., bq, 1) running max
+            l = np.zeros((*lead_c, i1 - i0, 1), dtype=q.dtype)                # (..., bq, 1) running sum
+            acc = np.zeros((*lead_c, i1 - i0, d_v), dtype=q.dtype)            # (..., bq, d_v) unnormalised
+            pv = np.empty_like(acc)                                           # (..., bq, d_v) one tile's p v
+            for cols, on_diagonal in row_tiles:
+                p = tile_scores(qs_i, kc[..., cols, :], rows, cols, on_diagonal, offset, kmc, sc,
+                                out=tile_buffer(buf, (i1 - i0, cols.stop - cols.start)))
+                m_new = np.maximum(m, np.max(p, axis=-1, keepdims=True))      # (..., bq, 1)
+                m_use = np.where(np.isfinite(m_new), m_new, dt(0))            # nothing visible yet: 0
+                p -= m_use
+                np.exp(p, out=p)                                              # (..., bq, bk) exp(S - m')
+                alpha = np.exp(m - m_use)                                     # (..., bq, 1) old max -> new
+                l *= alpha
+                l += np.sum(p, axis=-1, keepdims=True)
+                acc *= alpha                                                  # rescale, then add the tile
+                acc += np.matmul(p, vc[..., cols, :], out=pv)                 # (..., bq, d_v)
+                m = m_new
+            seen = l > 0                                                      # (..., bq, 1)
+            np.divide(acc, l, out=oc[..., rows, :], where=seen)               # (..., bq, d_v) zero if unseen
+            with np.errstate(divide="ignore"):
+                lc[..., rows] = (m + np.log(l))[..., 0]                       # (..., bq) -inf if unseen
+    run_chunks(fill, lead)
     cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
              "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale, "slopes": slopes,
              "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
@@ -510,29 +531,44 @@ def flash_attention_backward(dout, cache):
     T_k = k.shape[-2]
     dt = q.dtype.type
     scale, offset, key_mask = cache["scale"], T_k - T_q, cache["key_mask"]
-    tiles = flash_tiles(T_q, T_k, cache["block_q"], cache["block_k"], cache["causal"])
+    block_q, block_k, slopes = cache["block_q"], cache["block_k"], cache.get("slopes")
+    tiles = flash_tiles(T_q, T_k, block_q, block_k, cache["causal"])
     D = np.einsum("...i,...i->...", dout, out)[..., None]                     # (..., T_q, 1) no temporary
     L = np.where(np.isfinite(lse), lse, dt(np.inf))[..., None]                # (..., T_q, 1) unseen: P = 0
     dq = np.zeros_like(q)                                                     # (..., T_q, d_k) sums over key blocks
     dk = np.zeros_like(k)                                                     # (..., T_k, d_k)
     dv = np.zeros_like(v)                                                     # (..., T_k, d_v)
-    for j0 in sorted({cols.start for _, cols, _ in tiles}):
-        col_tiles = [t for t in tiles if t[1].start == j0]
-        cols = col_tiles[0][1]
-        k_j, v_j = k[..., cols, :], v[..., cols, :]                           # (..., bk, d_k), (..., bk, d_v)
-        ks_j = k_j * dt(scale)                                                # (..., bk, d_k) scaled once
-        dk_j, dv_j = dk[..., cols, :], dv[..., cols, :]                       # views, summed over query blocks
-        for rows, _, on_diagonal in col_tiles:
-            p = tile_scores(q[..., rows, :], ks_j, rows, cols, on_diagonal, offset, key_mask,
-                            cache.get("slopes"))
-            p -= L[..., rows, :]
-            np.exp(p, out=p)                                                  # (..., bq, bk) P, recomputed
-            dv_j += np.matmul(np.swapaxes(p, -1, -2), dout[..., rows, :])     # (..., bk, d_v)
-            ds = np.matmul(dout[..., rows, :], np.swapaxes(v_j, -1, -2))      # (..., bq, bk) dP
-            ds -= D[..., rows, :]
-            ds *= p                                                           # dS = P * (dP - D)
-            dq[..., rows, :] += np.matmul(ds, k_j)                            # (..., bq, d_k)
-            dk_j += np.matmul(np.swapaxes(ds, -1, -2), q[..., rows, :])       # (..., bk, d_k)
+    col_groups = {}                                                           # key block -> its tiles
+    for rows, cols, on_diagonal in tiles:
+        col_groups.setdefault((cols.start, cols.stop), []).append((rows, on_diagonal))
+
+    def grads(bi):                                      # one chunk of the first leading axis (run_chunks)
+        qc, kc, vc, doc, Lc, Dc = q[bi], k[bi], v[bi], dout[bi], L[bi], D[bi]
+        dqc, dkc, dvc = dq[bi], dk[bi], dv[bi]                                # views, written in place
+        kmc = None if key_mask is None else key_mask[bi]                      # (..., T_k)
+        sc = chunk_slopes(slopes, bi, len(lead))
+        lead_c = qc.shape[:-2]
+        shape = (*lead_c, min(block_q, T_q), min(block_k, T_k))
+        pbuf, dsbuf = np.empty(shape, dtype=q.dtype), np.empty(shape, dtype=q.dtype)  # (..., bq, bk) reused
+        for (j0, j1), col_tiles in col_groups.items():
+            cols = slice(j0, j1)
+            k_j, v_j = kc[..., cols, :], vc[..., cols, :]                     # (..., bk, d_k), (..., bk, d_v)
+            ks_j = k_j * dt(scale)                                            # (..., bk, d_k) scaled once
+            dk_j, dv_j = dkc[..., cols, :], dvc[..., cols, :]                 # views, summed over query blocks
+            for rows, on_diagonal in col_tiles:
+                tile = (rows.stop - rows.start, j1 - j0)
+                p = tile_scores(qc[..., rows, :], ks_j, rows, cols, on_diagonal, offset, kmc, sc,
+                                out=tile_buffer(pbuf, tile))
+                p -= Lc[..., rows, :]
+                np.exp(p, out=p)                                              # (..., bq, bk) P, recomputed
+                dv_j += np.matmul(np.swapaxes(p, -1, -2), doc[..., rows, :])  # (..., bk, d_v)
+                ds = np.matmul(doc[..., rows, :], np.swapaxes(v_j, -1, -2),
+                               out=tile_buffer(dsbuf, tile))                  # (..., bq, bk) dP
+                ds -= Dc[..., rows, :]
+                ds *= p                                                       # dS = P * (dP - D)
+                dqc[..., rows, :] += np.matmul(ds, k_j)                       # (..., bq, d_k)
+                dk_j += np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :])  # (..., bk, d_k)
+    run_chunks(grads, lead)
     dq *= dt(scale)
     dk *= dt(scale)
     return dq, dk, dv
