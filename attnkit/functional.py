@@ -23,7 +23,9 @@ fully masked row a uniform (wrong) distribution. With -inf the masked weights ar
 exactly zero. A query whose every key is masked has no distribution at all; by
 convention here it gets all-zero weights and a zero output (never nan).
 """
-from concurrent.futures import ThreadPoolExecutor
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -152,7 +154,12 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
 # chunks that n Python threads process at once (NumPy releases the GIL inside its loops), each
 # with single-threaded BLAS: products and softmax both run in parallel, and each chunk's scores
 # are still in cache when its softmax reads them. The BLAS thread count is restored afterwards.
+# The n threads are made once and kept (a pool per process): starting and joining new threads on
+# every call cost 0.2 ms on an idle machine and 4-8 ms (median) on a busy one, more than a whole
+# T=128 attention forward.
 _blas = None
+_pool = None                     # (n, ThreadPoolExecutor) made by chunk_pool
+_pool_lock = threading.Lock()
 
 
 def blas_controller():
@@ -164,21 +171,65 @@ def blas_controller():
     return _blas
 
 
-def run_chunks(fn, lead):
-    """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads."""
+def chunk_pool(n):
+    """The process's pool of n worker threads for run_chunks (made on first use, remade if n changes)."""
+    global _pool
+    with _pool_lock:
+        if _pool is None or _pool[0] != n:
+            if _pool is not None:
+                _pool[1].shutdown(wait=False)
+            _pool = (n, ThreadPoolExecutor(n, thread_name_prefix="attnkit-chunks"))
+        return _pool[1]
+
+
+def _forget_pool():
+    """After fork the child has none of the parent's threads: make a new pool when one is needed."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_chunks(fn, lead, serial=None):
+    """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads.
+
+    serial: with one thread, chunks of this many indices run one after another (None: one call
+    on the whole axis); smaller pieces stay in cache between the softmax steps.
+    """
     if not lead:
         fn(())
         return
     n = max([lib["num_threads"] for lib in blas_controller().info()] or [1])
     size = lead[0]
-    if n == 1 or size == 1:
-        fn(slice(None))
+    if n == 1 or size == 1 or threading.current_thread().name.startswith("attnkit-chunks"):
+        step = size if serial is None else max(1, serial)           # (a worker never waits on its own pool)
+        for i in range(0, size, step):
+            fn(slice(i, i + step) if step < size else slice(None))
         return
     chunks = [slice(i, i + 1) for i in range(size)] if size <= 4 * n else \
         [slice(i * size // (2 * n), (i + 1) * size // (2 * n)) for i in range(2 * n)]
-    with blas_controller().limit(limits=1), ThreadPoolExecutor(n) as pool:
-        for f in [pool.submit(fn, c) for c in chunks]:
-            f.result()                                              # re-raises a worker's exception
+    pool = chunk_pool(n)
+    with blas_controller().limit(limits=1):
+        futures = [pool.submit(fn, c) for c in chunks]
+        wait(futures)                                               # all done before BLAS threads return
+    for f in futures:
+        f.result()                                                  # re-raises a worker's exception
+
+
+# One thread walks the batch in chunks of about SERIAL_BYTES of scores (8 MiB, one batch
+# element at B=8, h=8, T=512): a 64 MiB chunk measured 10% slower there, its softmax steps
+# streaming through memory. Only when the whole score matrix is one query block: otherwise the
+# blocks, whose size depends on the chunk's, would change how dk is summed, and its last bits.
+SERIAL_BYTES = 8 * 2 ** 20
+
+
+def serial_chunk(lead, T_q, T_k, itemsize, block_bytes):
+    """Indices of the first leading axis per chunk for run_chunks's one-thread path (None: all)."""
+    if not lead or len(query_blocks(int(np.prod(lead)), T_q, T_k, itemsize, block_bytes)) > 1:
+        return None
+    return max(1, SERIAL_BYTES // max(1, int(np.prod(lead[1:])) * T_q * T_k * itemsize))
 
 
 def batch_part(mask, bi, n_lead):
@@ -240,14 +291,13 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     if bias is not None:
         bias = check_bias(bias, (*lead, T_q, T_k), q.dtype)
     scale = 1.0 / np.sqrt(d_k)
-    qs = q * q.dtype.type(scale)                                    # (..., T_q, d_k) scale the small operand
     kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
 
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
 
     def fill(bi):                                                   # one chunk of the first leading axis
-        qc, ktc, vc = qs[bi], kt[bi], v[bi]
+        qc, ktc, vc = q[bi] * q.dtype.type(scale), kt[bi], v[bi]     # scale the small operand
         mc = None if mask is None else batch_part(mask, bi, len(lead))
         bc = None if bias is None else batch_part(bias, bi, len(lead))
         for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
@@ -269,7 +319,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
             w *= np.reciprocal(s)                                   # (..., Tb, T_k) weights; one divide a row
             if dropout_p == 0:
                 np.matmul(w, vc, out=out[bi][..., rows, :])         # (..., Tb, d_v) while w is in cache
-    run_chunks(fill, lead)
+    run_chunks(fill, lead, serial_chunk(lead, T_q, T_k, q.itemsize, block_bytes))
 
     if dropout_p > 0:
         keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
@@ -324,7 +374,7 @@ def attention_backward(dout, cache):
             np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :], out=dk_part)  # (..., T_k, d_k)
             if dk_part is not dkc:
                 dkc += dk_part
-    run_chunks(grads, lead)
+    run_chunks(grads, lead, serial_chunk(lead, T_q, T_k, w.itemsize, cache.get("block_bytes")))
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
