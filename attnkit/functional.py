@@ -154,7 +154,9 @@ def query_blocks(lead_size, T_q, T_k, itemsize, block_bytes=None):
 # chunks that n Python threads process at once (NumPy releases the GIL inside its loops), each
 # with single-threaded BLAS: products and softmax both run in parallel, and each chunk's scores
 # are still in cache when its softmax reads them. The BLAS thread count is restored afterwards.
-# The n threads are made once and kept (a pool per process): starting and joining new threads on
+# The calling thread and n - 1 pool threads take chunks from one shared list until it is empty,
+# so a pool thread the scheduler wakes late costs nothing (the chunks it would have taken are
+# done by the others). The pool threads are made once and kept: starting and joining new ones on
 # every call cost 0.2 ms on an idle machine and 4-8 ms (median) on a busy one, more than a whole
 # T=128 attention forward.
 _blas = None
@@ -172,7 +174,7 @@ def blas_controller():
 
 
 def chunk_pool(n):
-    """The process's pool of n worker threads for run_chunks (made on first use, remade if n changes)."""
+    """The process's pool of n helper threads for run_chunks (made on first use, remade if n changes)."""
     global _pool
     with _pool_lock:
         if _pool is None or _pool[0] != n:
@@ -210,12 +212,27 @@ def run_chunks(fn, lead, serial=None):
         return
     chunks = [slice(i, i + 1) for i in range(size)] if size <= 4 * n else \
         [slice(i * size // (2 * n), (i + 1) * size // (2 * n)) for i in range(2 * n)]
-    pool = chunk_pool(n)
+    todo, lock = iter(chunks), threading.Lock()
+
+    def drain():                                                    # run chunks until none is left
+        while True:
+            with lock:
+                c = next(todo, None)
+            if c is None:
+                return
+            fn(c)
+
     with blas_controller().limit(limits=1):
-        futures = [pool.submit(fn, c) for c in chunks]
-        wait(futures)                                               # all done before BLAS threads return
+        futures = [chunk_pool(n - 1).submit(drain) for _ in range(n - 1)]
+        try:
+            drain()                                                 # the caller works too
+        finally:
+            for f in futures:
+                f.cancel()                                          # not started yet: nothing left for it
+            wait(futures)                                           # all done before BLAS threads return
     for f in futures:
-        f.result()                                                  # re-raises a worker's exception
+        if not f.cancelled():
+            f.result()                                              # re-raises a worker's exception
 
 
 # One thread walks the batch in chunks of about SERIAL_BYTES of scores (8 MiB, one batch
