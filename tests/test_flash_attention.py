@@ -193,3 +193,34 @@ def test_alibi_slopes_keep_float32_and_check_their_shape():
         flash_attention_forward(q, k, v, alibi_slopes=np.ones(3))
     with pytest.raises(ValueError, match="finite"):
         flash_attention_forward(q, k, v, alibi_slopes=np.array([np.inf, 1.0]))
+
+
+# ---------------------------------------------------------------- threads
+
+def test_threaded_chunks_equal_one_thread(monkeypatch):
+    """With 2 BLAS threads the tiled kernel splits the first leading axis over threads (run_chunks):
+    the same numbers as with 1 thread, bit for bit, with masks, ALiBi, causal and T_q != T_k."""
+    from threadpoolctl import threadpool_limits
+
+    from attnkit import functional
+    from attnkit.positions import alibi_slopes
+    pools = []
+    real_pool = functional.chunk_pool
+    monkeypatch.setattr(functional, "chunk_pool", lambda n: pools.append(n) or real_pool(n))
+    q, k, v, dout, key_mask = problem(37, 45, lead=(5, 3))
+    cases = [((q, k, v, dout), {}),
+             ((q, k, v, dout), {"causal": True, "key_mask": key_mask}),
+             ((q, k, v, dout), {"causal": True, "alibi_slopes": alibi_slopes(3)}),
+             ((q[0], k[0], v[0], dout[0]), {"alibi_slopes": alibi_slopes(3)})]    # (h, T, d): chunks of heads
+    for dtype in (np.float64, np.float32):
+        for arrays, kw in cases:
+            qd, kd, vd, dd = (a.astype(dtype) for a in arrays)
+            results = []
+            for n in (1, 2):
+                with threadpool_limits(n):
+                    out, cache = flash_attention_forward(qd, kd, vd, block_q=16, block_k=8, **kw)
+                    results.append((out, *flash_attention_backward(dd, cache)))
+            for one, two in zip(*results):
+                assert two.dtype == dtype
+                np.testing.assert_array_equal(two, one)
+    assert len(pools) == 2 * 2 * len(cases)             # every 2-thread forward and backward used the pool

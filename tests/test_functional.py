@@ -7,6 +7,7 @@ from attnkit.functional import (attention_backward, attention_forward, causal_ma
                                 log_softmax_backward, padding_mask, scaled_dot_product_attention,
                                 softmax, softmax_backward)
 from attnkit.gradcheck import numerical_gradient, rel_error
+from attnkit.seeding import make_rng
 
 TOL = 1e-6     # relative error (norm based) accepted for a float64 gradient
 
@@ -416,3 +417,99 @@ def test_attention_backward_checks_dout():
         attention_backward(np.ones((2, 3, 4)), cache)
     with pytest.raises(TypeError, match="dout must be a floating-point array"):
         attention_backward(np.ones((2, 4, 3), dtype=np.int64), cache)
+
+
+# ----------------------------------------------------------------------------
+# threads: run_chunks splits the batch over threads; the numbers must not depend on it
+
+def plain_attention_reference(q, k, v, dout):
+    """attention_forward / attention_backward written out in one block, in the same order of
+    operations on every element: the trained models in the stored notebooks depend on these bits."""
+    scale = 1.0 / np.sqrt(q.shape[-1])
+    w = np.matmul(q * q.dtype.type(scale), np.swapaxes(k, -1, -2))    # (..., T_q, T_k)
+    w -= np.max(w, axis=-1, keepdims=True)
+    np.exp(w, out=w)
+    w *= np.reciprocal(np.sum(w, axis=-1, keepdims=True))
+    out = np.matmul(w, v)                                               # (..., T_q, d_v)
+    dv = np.matmul(np.swapaxes(w, -1, -2), dout)                        # (..., T_k, d_v)
+    ds = np.matmul(dout, np.swapaxes(v, -1, -2))                        # (..., T_q, T_k)
+    ds -= np.sum(dout * out, axis=-1, keepdims=True)
+    ds *= w
+    dq = np.matmul(ds, k) * q.dtype.type(scale)                         # (..., T_q, d_k)
+    dk = np.matmul(np.swapaxes(ds, -1, -2), q) * q.dtype.type(scale)    # (..., T_k, d_k)
+    return out, dq, dk, dv
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_attention_arithmetic_is_pinned_bit_for_bit(dtype, threads):
+    from threadpoolctl import threadpool_limits
+    rng = make_rng(60)
+    q, k, v, dout = (randn(rng, 6, 4, 40, 24, dtype=dtype) for _ in range(4))   # 1/sqrt(24): not exact
+    with threadpool_limits(threads):
+        out, cache = attention_forward(q, k, v)
+        got = (out, *attention_backward(dout, cache))
+    for g, want in zip(got, plain_attention_reference(q, k, v, dout)):
+        assert g.dtype == dtype
+        np.testing.assert_array_equal(g, want)
+
+
+@pytest.mark.parametrize("name", ["batch_heads", "padding", "cross_padding", "full_mask"])
+@pytest.mark.parametrize("dropout_p", [0.0, 0.3])
+def test_threaded_chunks_equal_one_thread(name, dropout_p, monkeypatch):
+    from threadpoolctl import threadpool_limits
+    pools = []
+    real_pool = functional.chunk_pool
+    monkeypatch.setattr(functional, "chunk_pool", lambda n: pools.append(n) or real_pool(n))
+    qs, ks, vs, mask = CASES[name]
+    rng = make_rng(61)
+    for dtype in (np.float64, np.float32):
+        q, k, v = randn(rng, *qs, dtype=dtype), randn(rng, *ks, dtype=dtype), randn(rng, *vs, dtype=dtype)
+        dout = randn(rng, *q.shape[:-1], v.shape[-1], dtype=dtype)
+        bias = randn(rng, q.shape[-2], k.shape[-2])                     # (T_q, T_k)
+        results = []
+        for n in (1, 2):
+            with threadpool_limits(n):
+                out, cache = attention_forward(q, k, v, mask, dropout_p, make_rng(1), bias=bias)
+                results.append((out, cache["weights"], *attention_backward(dout, cache)))
+        for one, two in zip(*results):
+            assert two.dtype == dtype
+            np.testing.assert_array_equal(two, one)
+    assert len(pools) == 2 * 2                              # both 2-thread forwards and backwards used the pool
+
+
+def test_run_chunks_covers_every_index_once_and_reraises():
+    from threadpoolctl import threadpool_limits
+    for n in (1, 2):
+        for size, serial in [(1, None), (3, None), (8, None), (13, None), (13, 4), (8, 1)]:
+            seen = np.zeros(size, dtype=int)
+            with threadpool_limits(n):
+                functional.run_chunks(lambda bi: np.add.at(seen, np.arange(size)[bi], 1), [size, 2], serial)
+            np.testing.assert_array_equal(seen, 1)
+
+        def fail(bi):
+            raise RuntimeError("chunk failed")
+        with threadpool_limits(n), pytest.raises(RuntimeError, match="chunk failed"):
+            functional.run_chunks(fail, [4, 2])
+    with threadpool_limits(2):
+        functional.run_chunks(lambda bi: None, [4])
+        assert max(lib["num_threads"] for lib in functional.blas_controller().info()) == 2  # restored
+
+
+def attention_in_forked_child():
+    from threadpoolctl import threadpool_limits
+    with threadpool_limits(2):
+        x = np.ones((4, 2, 3, 2))
+        return float(attention_forward(x, x, x)[0].sum())
+
+
+def test_thread_pool_works_after_fork():
+    """A forked child has none of its parent's pool threads: run_chunks must still finish there."""
+    import multiprocessing
+    from threadpoolctl import threadpool_limits
+    if "fork" not in multiprocessing.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    with threadpool_limits(2):
+        attention_in_forked_child()                         # the parent makes its pool first
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            assert pool.apply_async(attention_in_forked_child).get(timeout=120) == 4 * 2 * 3 * 2
