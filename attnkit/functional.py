@@ -575,7 +575,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
             np.divide(acc, l, out=oc[..., rows, :], where=seen)               # (..., bq, d_v) zero if unseen
             with np.errstate(divide="ignore"):
                 lc[..., rows] = (m + np.log(l))[..., 0]                       # (..., bq) -inf if unseen
-    run_chunks(fill, lead)
+    run_chunks(fill, lead, serial=1)                    # one batch element's tiles at a time: in cache
     cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
              "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale, "slopes": slopes,
              "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
@@ -637,7 +637,7 @@ def flash_attention_backward(dout, cache):
                 ds *= p                                                       # dS = P * (dP - D)
                 dqc[..., rows, :] += np.matmul(ds, k_j)                       # (..., bq, d_k)
                 dk_j += np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :])  # (..., bk, d_k)
-    run_chunks(grads, lead)
+    run_chunks(grads, lead, serial=1)
     dq *= dt(scale)
     dk *= dt(scale)
     return dq, dk, dv
