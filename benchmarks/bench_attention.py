@@ -32,11 +32,12 @@ Peak extra memory, in MiB:
 The (B, h, T, T) float32 score tensor alone is B*h*T*T*4 bytes (1 GiB at T=2048).
 PyTorch is optional: without it only attnkit's numbers are printed.
 
-Threads: NumPy's elementwise work (the softmax) runs in one thread; its matrix products run in
-OpenBLAS's threads (one per core by default), PyTorch runs everything in its own thread pool.
---threads N sets both (OPENBLAS_NUM_THREADS before NumPy loads, torch.set_num_threads). On a
-machine that other processes keep busy, N=1 can be much faster for NumPy: every product of a
-(B, h, ...) stack is B*h separate BLAS calls, and each call waits for all its threads.
+Threads: with N > 1 BLAS threads (one per core by default) attnkit's attention and tiled
+attention split the batch over N Python threads (the caller and a kept pool), each with
+single-threaded BLAS, so the softmax runs in parallel too (attnkit.functional.run_chunks);
+PyTorch runs everything in its own thread pool. --threads N sets both (OPENBLAS_NUM_THREADS
+before NumPy loads, torch.set_num_threads). On a machine that other processes keep busy, both
+libraries' threads wait for one another: compare ratios from the same run, with the load.
 """
 import argparse
 import os
