@@ -227,6 +227,9 @@ def run_chunks(fn, lead, serial=None):
         try:
             drain()                                                 # the caller works too
         finally:
+            with lock:
+                for _ in todo:                                      # after an error (or Ctrl-C): stop
+                    pass
             for f in futures:
                 f.cancel()                                          # not started yet: nothing left for it
             wait(futures)                                           # all done before BLAS threads return
