@@ -475,7 +475,7 @@ def test_threaded_chunks_equal_one_thread(name, dropout_p, monkeypatch):
         for one, two in zip(*results):
             assert two.dtype == dtype
             np.testing.assert_array_equal(two, one)
-    assert len(pools) == 2 * 2                              # both 2-thread forwards and backwards used the pool
+    assert len(pools) == 2 * 2                  # both 2-thread forwards and backwards used the pool
 
 
 def test_run_chunks_covers_every_index_once_and_reraises():
