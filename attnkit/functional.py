@@ -501,6 +501,17 @@ def chunk_slopes(slopes, bi, n_lead):
     return slopes if slopes is None or n_lead > 1 or bi == () else slopes[bi]
 
 
+def tile_chunks(lead):
+    """How the tiled kernel splits its leading dims over threads: (index of chunk bi, dims to split).
+
+    The first axis, or with one batch element (B = 1, lead (1, h, ...)) the next one, so that a
+    single long sequence still runs its heads in parallel.
+    """
+    if len(lead) > 1 and lead[0] == 1:
+        return (lambda bi: (0, bi)), lead[1:]
+    return (lambda bi: bi), lead
+
+
 def check_slopes(slopes, lead, dtype):
     """ALiBi slopes for the tiled kernel: None, or finite floats of shape (h,), h the head axis (lead[-1])."""
     if slopes is None:
@@ -548,10 +559,13 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
     for rows, cols, on_diagonal in tiles:
         row_groups.setdefault((rows.start, rows.stop), []).append((cols, on_diagonal))
 
-    def fill(bi):                                       # one chunk of the first leading axis (run_chunks)
-        qc, kc, vc, oc, lc = q[bi], k[bi], v[bi], out[bi], lse[bi]
-        kmc = None if key_mask is None else key_mask[bi]                      # (..., T_k)
-        sc = chunk_slopes(slopes, bi, len(lead))
+    at, split = tile_chunks(lead)
+
+    def fill(bi):                                       # one chunk of the leading dims (run_chunks)
+        i = at(bi)
+        qc, kc, vc, oc, lc = q[i], k[i], v[i], out[i], lse[i]
+        kmc = None if key_mask is None else key_mask[i]                       # (..., T_k)
+        sc = chunk_slopes(slopes, bi, len(split))
         lead_c = qc.shape[:-2]
         buf = np.empty((*lead_c, min(block_q, T_q), min(block_k, T_k)), dtype=q.dtype)  # (..., bq, bk) reused
         for (i0, i1), row_tiles in row_groups.items():
@@ -578,7 +592,7 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
             np.divide(acc, l, out=oc[..., rows, :], where=seen)               # (..., bq, d_v) zero if unseen
             with np.errstate(divide="ignore"):
                 lc[..., rows] = (m + np.log(l))[..., 0]                       # (..., bq) -inf if unseen
-    run_chunks(fill, lead, serial=1)                    # one batch element's tiles at a time: in cache
+    run_chunks(fill, split, serial=1)                   # one batch element's tiles at a time: in cache
     cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
              "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale, "slopes": slopes,
              "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
@@ -614,11 +628,14 @@ def flash_attention_backward(dout, cache):
     for rows, cols, on_diagonal in tiles:
         col_groups.setdefault((cols.start, cols.stop), []).append((rows, on_diagonal))
 
-    def grads(bi):                                      # one chunk of the first leading axis (run_chunks)
-        qc, kc, vc, doc, Lc, Dc = q[bi], k[bi], v[bi], dout[bi], L[bi], D[bi]
-        dqc, dkc, dvc = dq[bi], dk[bi], dv[bi]                                # views, written in place
-        kmc = None if key_mask is None else key_mask[bi]                      # (..., T_k)
-        sc = chunk_slopes(slopes, bi, len(lead))
+    at, split = tile_chunks(lead)
+
+    def grads(bi):                                      # one chunk of the leading dims (run_chunks)
+        i = at(bi)
+        qc, kc, vc, doc, Lc, Dc = q[i], k[i], v[i], dout[i], L[i], D[i]
+        dqc, dkc, dvc = dq[i], dk[i], dv[i]                                   # views, written in place
+        kmc = None if key_mask is None else key_mask[i]                       # (..., T_k)
+        sc = chunk_slopes(slopes, bi, len(split))
         lead_c = qc.shape[:-2]
         shape = (*lead_c, min(block_q, T_q), min(block_k, T_k))
         pbuf, dsbuf = np.empty(shape, dtype=q.dtype), np.empty(shape, dtype=q.dtype)  # (..., bq, bk) reused
@@ -640,7 +657,7 @@ def flash_attention_backward(dout, cache):
                 ds *= p                                                       # dS = P * (dP - D)
                 dqc[..., rows, :] += np.matmul(ds, k_j)                       # (..., bq, d_k)
                 dk_j += np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :])  # (..., bk, d_k)
-    run_chunks(grads, lead, serial=1)
+    run_chunks(grads, split, serial=1)
     dq *= dt(scale)
     dk *= dt(scale)
     return dq, dk, dv

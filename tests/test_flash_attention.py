@@ -211,7 +211,9 @@ def test_threaded_chunks_equal_one_thread(monkeypatch):
     cases = [((q, k, v, dout), {}),
              ((q, k, v, dout), {"causal": True, "key_mask": key_mask}),
              ((q, k, v, dout), {"causal": True, "alibi_slopes": alibi_slopes(3)}),
-             ((q[0], k[0], v[0], dout[0]), {"alibi_slopes": alibi_slopes(3)})]    # (h, T, d): chunks of heads
+             ((q[0], k[0], v[0], dout[0]), {"alibi_slopes": alibi_slopes(3)}),   # (h, T, d): chunks of heads
+             ((q[:1], k[:1], v[:1], dout[:1]),                                   # B = 1: chunks of heads too
+              {"causal": True, "key_mask": key_mask[1:2], "alibi_slopes": alibi_slopes(3)})]
     for dtype in (np.float64, np.float32):
         for arrays, kw in cases:
             qd, kd, vd, dd = (a.astype(dtype) for a in arrays)
