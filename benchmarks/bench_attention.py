@@ -21,6 +21,12 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   linear      attnkit.functional.linear_attention_forward (+ backward), causal, against T.
 Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
 repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
+Before each timed call the benchmark sleeps --pause seconds (default 0.05, not timed), so that
+the previous call's threads are idle: PyTorch's OpenMP threads keep spinning for a few ms after
+each call (about 6 ms of CPU in the next 50 ms, measured here), and on a 2-core machine that
+took a core from whichever call came next. attnkit's T=128 forward measured 12.3 ms right after
+a PyTorch call and 7.5 ms after a pause; PyTorch's own time was not longer after a pause (7.2 ms
+against 8.0 back to back). attnkit's threads block instead of spinning. --pause 0: no pause.
 
 Peak extra memory, in MiB:
   attnkit  tracemalloc: NumPy reports every array buffer it allocates to tracemalloc, so the
@@ -155,6 +161,9 @@ WORKLOADS = {"attention": (attnkit_attention, torch_attention), "MHA": (attnkit_
 # ----------------------------------------------------------------------------
 # measuring
 
+PAUSE = 0.05             # seconds slept before each timed call (--pause; see the module docstring)
+
+
 def time_pair(runs, repeats):
     """Median wall time in ms of each function in runs, alternating them within every repeat."""
     for run in runs:      # warm-up: first-touch page faults, OpenBLAS thread start-up
@@ -162,6 +171,7 @@ def time_pair(runs, repeats):
     times = [[] for _ in runs]
     for _ in range(repeats):
         for i, run in enumerate(runs):
+            time.sleep(PAUSE)                                       # the previous call's threads go idle
             t0 = time.perf_counter()
             run()
             times[i].append((time.perf_counter() - t0) * 1e3)
@@ -243,6 +253,7 @@ def linear_report(Ts, repeats):
 
 
 def main():
+    global PAUSE
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 128 512 2048)")
     ap.add_argument("--quick", action="store_true", help="T = 128 512 and fewer repeats")
@@ -251,11 +262,14 @@ def main():
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
     ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
+    ap.add_argument("--pause", type=float, default=PAUSE,
+                    help=f"seconds slept before each timed call (default {PAUSE}; 0 = none)")
     ap.add_argument("--tiled", action="store_true", help="tiled vs naive vs PyTorch (default T = 2048)")
     ap.add_argument("--tiled-memory", action="store_true", help="causal tiled fwd+bwd memory at T = 8192, B = 1")
     ap.add_argument("--linear", action="store_true", help="linear attention against T (default 512 ... 4096)")
     ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    PAUSE = args.pause
     if args.threads and torch is not None:
         torch.set_num_threads(args.threads)
     if args._probe:
@@ -266,7 +280,8 @@ def main():
     use_torch = torch is not None and not args.no_torch
     if args.tiled or args.tiled_memory or args.linear:
         print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
-              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32")
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32; "
+              f"pause {PAUSE} s")
         if args.tiled_memory:
             tiled_memory_report()
         if args.tiled:
@@ -278,7 +293,7 @@ def main():
     print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
           + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), " if use_torch else "PyTorch not used, ")
           + f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32")
+          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32; pause {PAUSE} s")
     print("times: median ms; mem: peak extra MiB (attnkit: tracemalloc, PyTorch: child-process "
           "peak RSS, an estimate)\n")
     head = f"{'workload':<10} {'pass':<8} {'T':>5} {'attnkit ms':>11}"
