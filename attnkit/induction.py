@@ -3,8 +3,10 @@
 Shapes: B batch, T sequence length, h heads, L layers, V vocabulary size. ``half`` is the length
 of the random segment that a sequence repeats: an int (the same for every row) or a (B,) array.
 
-  repeated_tokens        random segments followed by their repeat (and random filler): (ids, half)
-  repeat_batches         an endless stream of (x, y) training batches of such sequences
+  repeated_tokens        random segments followed by their repeat (and random filler, and a
+                         beginning-of-sequence token if asked): (ids, start, half)
+  repeat_batches         an endless stream of (x, y) training batches of such sequences (the
+                         segment length drawn per row, or per batch with rows of exactly 2n)
   previous_token_scores  mean attention from position t to t - 1, per head
   induction_scores       mean attention from a repeated token to the position after its first
                          occurrence, per head
@@ -40,7 +42,7 @@ class RepeatedTokens:
     half: np.ndarray                    # (B,) length of each row's segment
 
 
-def repeated_tokens(batch_size, max_half, vocab_size, seed=0, min_half=None, length=None):
+def repeated_tokens(batch_size, max_half, vocab_size, seed=0, min_half=None, length=None, bos=None):
     """Random token sequences of length T in which a random segment of half[b] tokens is followed
     by its repeat; the tokens before and after (if any) are random too.
 
@@ -50,6 +52,9 @@ def repeated_tokens(batch_size, max_half, vocab_size, seed=0, min_half=None, len
     length: T (at least 2 max_half), each segment then starting at a random place. Varying both
     keeps a model from finding the repeat by position alone (a head attending a fixed distance,
     or a fixed fraction of the way, back would do it otherwise).
+    bos: None, or a beginning-of-sequence id put before every row (rows of T + 1 tokens, start
+    counted from it). It must not be one of the random ids: use vocab_size, and give the model
+    vocab_size + 1 tokens. Heads that have nothing to do attend to it (a "sink").
     seed: an int or a Generator (make_rng). Returns a RepeatedTokens: ids (B, T), start, half (B,).
     """
     B = check_int(batch_size, "batch_size", minimum=1)
@@ -60,6 +65,9 @@ def repeated_tokens(batch_size, max_half, vocab_size, seed=0, min_half=None, len
                                                hint=" (room for the segment and its repeat)")
     if lo > H:
         raise ValueError(f"min_half={lo} must not exceed max_half={H}")
+    if bos is not None and check_int(bos, "bos", minimum=0) < V:
+        raise ValueError(f"bos={bos} is one of the random token ids 0..{V - 1}: use bos=vocab_size={V} "
+                         f"(and a model with vocab_size + 1 = {V + 1} tokens)")
     rng = make_rng(seed)
     ids = rng.integers(0, V, size=(B, T))                                 # (B, T)
     half = rng.integers(lo, H + 1, size=B)                                # (B,)
@@ -68,15 +76,37 @@ def repeated_tokens(batch_size, max_half, vocab_size, seed=0, min_half=None, len
     rep = (t >= (start + half)[:, None]) & (t < (start + 2 * half)[:, None])  # (B, T)
     source = np.where(rep, t - half[:, None], t)                          # (B, T) where each id comes from
     ids = np.take_along_axis(ids, source, axis=1)                         # (B, T)
+    if bos is not None:
+        ids = np.concatenate([np.full((B, 1), bos, dtype=ids.dtype), ids], axis=1)  # (B, T + 1)
+        start = start + 1
     return RepeatedTokens(ids, start, half)
 
 
-def repeat_batches(batch_size, max_half, vocab_size, seed=0, min_half=None, length=None):
+def repeat_batches(batch_size, max_half, vocab_size, seed=0, min_half=None, length=None, bos=None,
+                   per_batch=False):
     """An endless stream of (x, y) batches for attnkit.train.train: x (B, T - 1), y (B, T - 1) = the
-    next ids, from fresh repeated_tokens at every step (no sequence is ever seen twice)."""
+    next ids, from fresh repeated_tokens at every step (no sequence is ever seen twice).
+
+    per_batch: draw the segment length n uniformly from [min_half, max_half] once per batch, not
+    per row: every row of a batch is then exactly [bos] + n random tokens + the same n again
+    (T = 2n, plus 1 with bos), with no filler, and T changes from batch to batch. No position
+    tells where the repeat starts, and the data is the textbook's "second half repeats the first".
+    The other arguments are repeated_tokens'.
+    """
+    if per_batch:
+        if min_half is None or length is not None:
+            raise ValueError("per_batch draws each batch's segment length from [min_half, max_half] and "
+                             "makes rows of exactly 2 n tokens: give min_half, and no length")
+        check_int(min_half, "min_half", minimum=2)
+        if min_half > check_int(max_half, "max_half", minimum=2):
+            raise ValueError(f"min_half={min_half} must not exceed max_half={max_half}")
     rng = make_rng(seed)
     while True:
-        ids = repeated_tokens(batch_size, max_half, vocab_size, rng, min_half, length).ids  # (B, T)
+        if per_batch:
+            n = int(rng.integers(min_half, max_half + 1))
+            ids = repeated_tokens(batch_size, n, vocab_size, rng, bos=bos).ids   # (B, 2 n (+ 1))
+        else:
+            ids = repeated_tokens(batch_size, max_half, vocab_size, rng, min_half, length, bos).ids  # (B, T)
         yield ids[:, :-1], ids[:, 1:]                                     # (B, T - 1) each
 
 
@@ -200,7 +230,17 @@ class HeadScores:
 def head_scores(model, data):
     """Run a GPT (eval mode, no gradient kept) on a RepeatedTokens batch and score its heads.
 
-    model reads data.ids[:, :-1]; returns a HeadScores. The model's train/eval mode is restored."""
+    model reads data.ids[:, :-1]; returns a HeadScores. data may also be a list of batches (of
+    different lengths, as repeat_batches(per_batch=True) makes them): the scores and losses are
+    then the means of the batches' ones. The model's train/eval mode is restored."""
+    if isinstance(data, (list, tuple)):
+        if not data:
+            raise ValueError("head_scores needs at least one RepeatedTokens batch, got an empty list")
+        scores = [head_scores(model, d) for d in data]
+        return HeadScores(previous=np.mean([s.previous for s in scores], axis=0),
+                          induction=np.mean([s.induction for s in scores], axis=0),
+                          repeat_loss=float(np.mean([s.repeat_loss for s in scores])),
+                          other_loss=float(np.mean([s.other_loss for s in scores])))
     ids, half, start = data.ids, data.half, data.start                    # (B, T), (B,), (B,)
     was_training = model.training
     model.eval()

@@ -88,6 +88,44 @@ def test_repeat_batches_are_shifted_pairs():
     np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
 
 
+def test_repeated_tokens_with_a_beginning_of_sequence_token():
+    plain = repeated_tokens(6, 5, 9, seed=2, min_half=3, length=14)
+    d = repeated_tokens(6, 5, 9, seed=2, min_half=3, length=14, bos=9)
+    assert d.ids.shape == (6, 15) and np.all(d.ids[:, 0] == 9)
+    np.testing.assert_array_equal(d.ids[:, 1:], plain.ids)                # the same rows, shifted
+    np.testing.assert_array_equal(d.start, plain.start + 1)
+    np.testing.assert_array_equal(d.half, plain.half)
+    for row, s, n in zip(d.ids, d.start, d.half):
+        np.testing.assert_array_equal(row[s + n:s + 2 * n], row[s:s + n])
+    assert d.ids[:, 1:].max() < 9                                         # bos is no random id
+    with pytest.raises(ValueError, match="bos=vocab_size"):
+        repeated_tokens(2, 5, 9, bos=3)
+
+
+def test_repeat_batches_per_batch_lengths():
+    stream = repeat_batches(3, 7, 11, seed=0, min_half=4, bos=11, per_batch=True)
+    lengths = set()
+    for _ in range(40):
+        x, y = next(stream)
+        n = (x.shape[1] + 1 - 1) // 2                                     # rows of 1 + 2 n tokens
+        assert x.shape == y.shape == (3, 2 * n) and 4 <= n <= 7
+        np.testing.assert_array_equal(x[:, 1:], y[:, :-1])
+        assert np.all(x[:, 0] == 11)
+        ids = np.concatenate([x, y[:, -1:]], axis=1)                      # (3, 2 n + 1)
+        np.testing.assert_array_equal(ids[:, 1 + n:], ids[:, 1:1 + n])    # second half = first
+        lengths.add(n)
+    assert lengths == {4, 5, 6, 7}                                        # every length is drawn
+    again = repeat_batches(3, 7, 11, seed=0, min_half=4, bos=11, per_batch=True)
+    np.testing.assert_array_equal(next(again)[0], next(repeat_batches(3, 7, 11, seed=0, min_half=4,
+                                                                      bos=11, per_batch=True))[0])
+    with pytest.raises(ValueError, match="give min_half"):
+        next(repeat_batches(3, 7, 11, per_batch=True))
+    with pytest.raises(ValueError, match="no length"):
+        next(repeat_batches(3, 7, 11, min_half=4, length=20, per_batch=True))
+    with pytest.raises(ValueError, match="must not exceed"):
+        next(repeat_batches(3, 7, 11, min_half=8, per_batch=True))
+
+
 @pytest.mark.parametrize("kw, match", [(dict(min_half=9), "must not exceed"), (dict(length=10), "length"),
                                        (dict(min_half=1), "min_half")])
 def test_repeated_tokens_errors(kw, match):
@@ -228,6 +266,19 @@ def test_head_scores_and_ablation_of_a_model():
         with ablated(m, [(2, 0)]):
             pass
     assert m.blocks.layers[0].self_attn.head_gate.tolist() == [1, 1]
+
+
+def test_head_scores_of_a_list_of_batches_is_the_mean():
+    m = tiny(context_length=13)
+    batches = [repeated_tokens(4, n, 6, seed=n, bos=6) for n in (3, 4, 6)]
+    each = [head_scores(m, d) for d in batches]
+    s = head_scores(m, batches)
+    np.testing.assert_allclose(s.previous, np.mean([e.previous for e in each], axis=0))
+    np.testing.assert_allclose(s.induction, np.mean([e.induction for e in each], axis=0))
+    assert np.isclose(s.repeat_loss, np.mean([e.repeat_loss for e in each]))
+    assert np.isclose(s.other_loss, np.mean([e.other_loss for e in each]))
+    with pytest.raises(ValueError, match="at least one"):
+        head_scores(m, [])
 
 
 def test_phase_change_step():
