@@ -21,12 +21,14 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   linear      attnkit.functional.linear_attention_forward (+ backward), causal, against T.
 Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
 repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
-Before each timed call the benchmark sleeps --pause seconds (default 0.05, not timed), so that
-the previous call's threads are idle: PyTorch's OpenMP threads keep spinning for a few ms after
-each call (about 6 ms of CPU in the next 50 ms, measured here), and on a 2-core machine that
-took a core from whichever call came next. attnkit's T=128 forward measured 12.3 ms right after
-a PyTorch call and 7.5 ms after a pause; PyTorch's own time was not longer after a pause (7.2 ms
-against 8.0 back to back). attnkit's threads block instead of spinning. --pause 0: no pause.
+Each library is timed in its own steady state: before each timed call the benchmark sleeps
+--pause seconds (default 0.05) and makes one untimed call of the same function. PyTorch's OpenMP
+threads keep spinning for about 10 ms after each call (8-10 ms of CPU in the next 10 ms of
+sleep, measured here), and on a 2-core machine that took a core from the attnkit call timed
+right after it: back to back, attnkit's T=512 forward measured 77 ms against 52 ms after a pause
+(quiet machine, 15 repeats). The untimed call gives PyTorch its warm, spinning threads back
+(after a pause alone its T=128 forward took 6.7 ms instead of 3.3). attnkit's threads block
+instead of spinning. --pause 0: neither the pause nor the untimed call (plain alternation).
 
 Peak extra memory, in MiB:
   attnkit  tracemalloc: NumPy reports every array buffer it allocates to tracemalloc, so the
@@ -161,7 +163,7 @@ WORKLOADS = {"attention": (attnkit_attention, torch_attention), "MHA": (attnkit_
 # ----------------------------------------------------------------------------
 # measuring
 
-PAUSE = 0.05             # seconds slept before each timed call (--pause; see the module docstring)
+PAUSE = 0.05             # seconds slept, then one untimed call, before each timed one (--pause; see the docstring)
 
 
 def time_pair(runs, repeats):
@@ -171,7 +173,9 @@ def time_pair(runs, repeats):
     times = [[] for _ in runs]
     for _ in range(repeats):
         for i, run in enumerate(runs):
-            time.sleep(PAUSE)                                       # the previous call's threads go idle
+            if PAUSE > 0:
+                time.sleep(PAUSE)                                   # the other library's threads go idle
+                run()                                               # untimed: this one's threads warm again
             t0 = time.perf_counter()
             run()
             times[i].append((time.perf_counter() - t0) * 1e3)
@@ -263,7 +267,8 @@ def main():
     ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
     ap.add_argument("--pause", type=float, default=PAUSE,
-                    help=f"seconds slept before each timed call (default {PAUSE}; 0 = none)")
+                    help=f"seconds slept, then one untimed call, before each timed call (default {PAUSE}; "
+                         "0 = plain alternation)")
     ap.add_argument("--tiled", action="store_true", help="tiled vs naive vs PyTorch (default T = 2048)")
     ap.add_argument("--tiled-memory", action="store_true", help="causal tiled fwd+bwd memory at T = 8192, B = 1")
     ap.add_argument("--linear", action="store_true", help="linear attention against T (default 512 ... 4096)")
