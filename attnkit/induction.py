@@ -16,13 +16,13 @@ of the random segment that a sequence repeats: an int (the same for every row) o
   ablated                a context manager that zeroes chosen heads (MultiHeadAttention.head_gate)
   phase_change_step      the first checkpoint where a loss curve has made half of its drop
 """
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
 
 from ._checks import check_int
 from .functional import log_softmax
+from .heads import pruned
 from .seeding import make_rng
 
 __all__ = ["RepeatedTokens", "repeated_tokens", "repeat_batches", "previous_token_scores",
@@ -257,27 +257,12 @@ def head_scores(model, data):
                       repeat_loss=float(losses[rep].mean()), other_loss=float(losses[~rep].mean()))
 
 
-def _gates(model):
-    return [layer.self_attn.head_gate for layer in model.blocks.layers]
-
-
-@contextlib.contextmanager
 def ablated(model, heads):
     """Inside the ``with`` block, the given heads of a GPT output zero (head_gate 0).
 
-    heads: (layer, head) pairs. The gates are restored on exit, also after an error."""
-    gates = _gates(model)
-    saved = [g.copy() for g in gates]
-    for layer, head in heads:
-        if not (0 <= layer < len(gates) and 0 <= head < gates[0].shape[0]):
-            raise ValueError(f"head ({layer}, {head}) does not exist: the model has {len(gates)} layers "
-                             f"of {gates[0].shape[0]} heads (numbered from 0)")
-        gates[layer][head] = 0
-    try:
-        yield model
-    finally:
-        for g, s in zip(gates, saved):
-            g[...] = s
+    heads: (layer, head) pairs, layers numbered from 0. The gates are restored on exit, also
+    after an error. The same context manager as attnkit.heads.pruned, under this chapter's name."""
+    return pruned(model, heads)
 
 
 # ----------------------------------------------------------------------------

@@ -262,7 +262,7 @@ def test_head_scores_and_ablation_of_a_model():
         other = d.ids[:, :-1].copy()
         other[:, :4] = (other[:, :4] + 1) % 7
         np.testing.assert_allclose(m.forward(other)[:, 4:], a[:, 4:], rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="does not exist"):
+    with pytest.raises(ValueError, match="layer < 2 and head < 2"):
         with ablated(m, [(2, 0)]):
             pass
     assert m.blocks.layers[0].self_attn.head_gate.tolist() == [1, 1]
