@@ -21,3 +21,17 @@ class ScaleByPosition:
 @pytest.fixture
 def scale_by_position():
     return ScaleByPosition()
+
+
+def _decode_in_steps(model, x, prefill, cache):
+    """Feed x[:, :prefill] through model.forward with the cache, then one position at a time;
+    returns the outputs of every call joined along time, to compare with model.forward(x)."""
+    parts = [model.forward(x[:, :prefill], cache=cache)]
+    parts += [model.forward(x[:, t:t + 1], cache=cache) for t in range(prefill, x.shape[1])]
+    return np.concatenate(parts, axis=1)
+
+
+@pytest.fixture
+def stepwise():
+    """_decode_in_steps, for tests that compare cached decoding with the full forward."""
+    return _decode_in_steps

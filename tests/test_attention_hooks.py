@@ -111,7 +111,7 @@ def test_positions_must_be_one_integer_per_query():
         m.forward(x, positions=np.arange(3.0))
 
 
-def test_gpt_without_positions_gradients_and_cache():
+def test_gpt_without_positions_gradients_and_cache(stepwise):
     c = GPTConfig(vocab_size=7, context_length=6, num_layers=1, num_heads=2, d_model=8, d_ff=16,
                   pos="none", dtype=F64)
     model = GPT(c)
@@ -119,9 +119,7 @@ def test_gpt_without_positions_gradients_and_cache():
     ids = make_rng(7).integers(0, 7, size=(2, 6))
     logits = model.forward(ids)
     cache = model.make_cache(2)
-    steps = [model.forward(ids[:, :3], cache=cache)] + [model.forward(ids[:, t:t + 1], cache=cache)
-                                                         for t in range(3, 6)]
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), logits, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(stepwise(model, ids, 3, cache), logits, rtol=1e-10, atol=1e-10)
     dout = make_rng(8).standard_normal(logits.shape)
     model.zero_grad()
     model.forward(ids)

@@ -259,7 +259,7 @@ def test_bad_window_options():
 # linear attention in the layer and the GPT
 
 @pytest.mark.parametrize("h_kv", [1, 2, 4])
-def test_linear_kernel_forward_gradients_and_state_cache(h_kv):
+def test_linear_kernel_forward_gradients_and_state_cache(h_kv, stepwise):
     rng = make_rng(10)
     m = gqa(h=4, h_kv=h_kv, kernel="linear")
     x = rng.standard_normal((2, 6, 16))
@@ -270,8 +270,7 @@ def test_linear_kernel_forward_gradients_and_state_cache(h_kv):
     assert max(errors.values()) < 1e-6, errors
     full = m.forward(x)
     cache = LinearStateCache()
-    parts = [m.forward(x[:, :3], cache=cache)] + [m.forward(x[:, t:t + 1], cache=cache) for t in (3, 4, 5)]
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, atol=1e-12)
+    np.testing.assert_allclose(stepwise(m, x, 3, cache), full, atol=1e-12)
     assert cache.state.shape == (2, h_kv, 4, 5) and cache.position == 6
     with pytest.raises(ValueError, match="no mask"):
         m.forward(x, mask=causal_mask(6))
@@ -309,7 +308,7 @@ def test_window_visible_is_the_rolling_rule():
     assert v.tolist() == [[True, False, False, False, True, True]]
 
 
-def test_rope_gqa_and_window_decode_through_the_rolling_cache():
+def test_rope_gqa_and_window_decode_through_the_rolling_cache(stepwise):
     """Keys are rotated at their absolute positions before they are cached, so a rolling cache
     equals the banded forward for a rotary model too (StreamingLLM's renumbering is not this)."""
     c = GPTConfig(vocab_size=11, context_length=8, num_layers=2, num_heads=4, d_model=16, d_ff=32,
@@ -318,9 +317,7 @@ def test_rope_gqa_and_window_decode_through_the_rolling_cache():
     ids = make_rng(13).integers(0, 11, size=(2, 24))                      # 3 x the context
     full = model.forward(ids)
     cache = model.make_cache(2)
-    steps = [model.forward(ids[:, :6], cache=cache)] + [model.forward(ids[:, t:t + 1], cache=cache)
-                                                         for t in range(6, 24)]
-    np.testing.assert_allclose(np.concatenate(steps, axis=1), full, atol=1e-10)
+    np.testing.assert_allclose(stepwise(model, ids, 6, cache), full, atol=1e-10)
     linear = GPT(GPTConfig(**{**c.__dict__, "window": None, "sinks": 0, "attention": "linear"}))
     cache = linear.make_cache(2)
     steps = [linear.forward(ids[:, t:t + 4], cache=cache) for t in range(0, 24, 4)]

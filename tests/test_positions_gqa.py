@@ -20,14 +20,12 @@ def config(pos, **kw):
 
 @pytest.mark.parametrize("pos", POSITION_METHODS)
 @pytest.mark.parametrize("kv", [1, 2])
-def test_grouped_heads_prefill_then_steps_equal_the_full_forward(pos, kv):
+def test_grouped_heads_prefill_then_steps_equal_the_full_forward(pos, kv, stepwise):
     m = GPT(config(pos, num_kv_heads=kv))
     ids = make_rng(5).integers(0, 11, size=(2, 20))                       # past the context of 12
     full = m.forward(ids)
     cache = m.make_cache(2, capacity=20)
-    parts = [m.forward(ids[:, :7], cache=cache)] + [m.forward(ids[:, t:t + 1], cache=cache)
-                                                    for t in range(7, 20)]
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stepwise(m, ids, 7, cache), full, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("pos", ["rope", "alibi"])
@@ -38,16 +36,14 @@ def test_grouped_heads_gradient_check(pos):
 
 
 @pytest.mark.parametrize("pos", ["rope", "none", "sinusoidal", "alibi"])
-def test_window_cache_equals_the_banded_forward(pos):
+def test_window_cache_equals_the_banded_forward(pos, stepwise):
     # keys are cached at their absolute positions (rotated, for rope): the rolling cache gives the
     # logits of the whole sequence under the sliding-window mask, also past the context
     m = GPT(config(pos, window=5, sinks=1, num_kv_heads=2))
     ids = make_rng(6).integers(0, 11, size=(2, 22))
     full = m.forward(ids)
     cache = m.make_cache(2)
-    parts = [m.forward(ids[:, :6], cache=cache)] + [m.forward(ids[:, t:t + 1], cache=cache)
-                                                    for t in range(6, 22)]
-    np.testing.assert_allclose(np.concatenate(parts, axis=1), full, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stepwise(m, ids, 6, cache), full, rtol=1e-10, atol=1e-12)
 
 
 def test_alibi_through_the_rolling_cache_reads_the_slot_positions():
