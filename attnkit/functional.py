@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = [
     "softmax", "softmax_backward", "log_softmax", "log_softmax_backward",
-    "scaled_dot_product_attention", "attention_forward", "attention_backward",
+    "scaled_dot_product_attention", "attention_forward", "attention_backward", "attention",
     "causal_mask", "padding_mask",
     "flash_attention_forward", "flash_attention_backward", "flash_attention", "flash_tiles",
     "linear_attention_forward", "linear_attention_backward", "linear_attention",
@@ -280,6 +280,30 @@ def check_qkv(q, k, v):
     return q, k, v
 
 
+def softmax_scores(qb, ktc, mc, bc, rows, w):
+    """The attention weights of one block of query rows, written into w (..., Tb, T_k).
+
+    qb: (..., Tb, d_k) the block's queries, already scaled by 1/sqrt(d_k); ktc: (..., d_k, T_k);
+    mc, bc: the chunk's mask and bias (or None), of which rows selects the block's part.
+    attention_forward and attention share it, so their arithmetic is the same on every element.
+    """
+    np.matmul(qb, ktc, out=w)                                       # scores
+    if bc is not None:
+        w += bc if bc.shape[-2] == 1 else bc[..., rows, :]          # + bias (..., Tb, T_k)
+    if mc is not None:
+        mb = mc if mc.shape[-2] == 1 else mc[..., rows, :]
+        np.copyto(w, -np.inf, where=~mb)                            # masked scores -> -inf
+    m = np.max(w, axis=-1, keepdims=True)                           # (..., Tb, 1)
+    if mc is not None:
+        m[~np.isfinite(m)] = 0                                      # fully masked rows stay -inf
+    w -= m                                                          # largest score 0: exp cannot overflow
+    np.exp(w, out=w)                                                # masked entries: exp(-inf) = 0
+    s = np.sum(w, axis=-1, keepdims=True)                           # (..., Tb, 1)
+    if mc is not None:
+        s[s == 0] = np.inf                                          # fully masked row: 0 * (1 / inf) = 0
+    w *= np.reciprocal(s)                                           # (..., Tb, T_k) weights; one divide a row
+
+
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None, bias=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
@@ -324,21 +348,7 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
         bc = None if bias is None else batch_part(bias, bi, len(lead))
         for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
             w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
-            np.matmul(qc[..., rows, :], ktc, out=w)                 # scores
-            if bc is not None:
-                w += bc if bc.shape[-2] == 1 else bc[..., rows, :]  # + bias (..., Tb, T_k)
-            if mc is not None:
-                mb = mc if mc.shape[-2] == 1 else mc[..., rows, :]
-                np.copyto(w, -np.inf, where=~mb)                    # masked scores -> -inf
-            m = np.max(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
-            if mc is not None:
-                m[~np.isfinite(m)] = 0                              # fully masked rows stay -inf
-            w -= m                                                  # largest score 0: exp cannot overflow
-            np.exp(w, out=w)                                        # masked entries: exp(-inf) = 0
-            s = np.sum(w, axis=-1, keepdims=True)                   # (..., Tb, 1)
-            if mc is not None:
-                s[s == 0] = np.inf                                  # fully masked row: 0 * (1 / inf) = 0
-            w *= np.reciprocal(s)                                   # (..., Tb, T_k) weights; one divide a row
+            softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
             if dropout_p == 0:
                 np.matmul(w, vc, out=out[bi][..., rows, :])         # (..., Tb, d_v) while w is in cache
     run_chunks(fill, lead, serial_chunk(lead, T_q, T_k, q.itemsize, block_bytes))
@@ -400,6 +410,47 @@ def attention_backward(dout, cache):
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
+
+
+def attention(q, k, v, mask=None, bias=None, block_bytes=None):
+    """The output of attention_forward alone, for inference: softmax(q k^T / sqrt(d_k) + bias) v.
+
+    Shapes, mask and bias as in attention_forward; returns out (..., T_q, d_v), equal bit for
+    bit to attention_forward's (no dropout). Nothing is kept for a backward, so no
+    (..., T_q, T_k) array is made: each thread computes its chunks' weights in one buffer of a
+    query block's size (one batch element's (h, T_q, T_k) up to BLOCK_BYTES), reused while it
+    is still in cache, instead of writing the whole weight tensor to fresh memory. This is what
+    PyTorch does under torch.no_grad(); use attention_forward when you need the weights.
+    """
+    q, k, v = check_qkv(q, k, v)
+    *lead, T_q, d_k = q.shape
+    T_k, d_v = k.shape[-2], v.shape[-1]
+    if mask is not None:
+        mask = check_mask(mask, (*lead, T_q, T_k))
+    if bias is not None:
+        bias = check_bias(bias, (*lead, T_q, T_k), q.dtype)
+    scale = q.dtype.type(1.0 / np.sqrt(d_k))
+    kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
+    out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
+    buffers = {}                                                    # thread id -> its scores buffer
+
+    def fill(bi):                                                   # one chunk of the first leading axis
+        qc, ktc, vc = q[bi] * scale, kt[bi], v[bi]
+        mc = None if mask is None else batch_part(mask, bi, len(lead))
+        bc = None if bias is None else batch_part(bias, bi, len(lead))
+        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes)
+        shape = (*qc.shape[:-2], blocks[0].stop, T_k)               # (..., Tb, T_k) the largest block
+        size = int(np.prod(shape))
+        buf = buffers.get(threading.get_ident())
+        if buf is None or buf.size < size:
+            buf = buffers[threading.get_ident()] = np.empty(size, dtype=q.dtype)
+        wc = buf[:size].reshape(shape)
+        for rows in blocks:
+            w = wc[..., : rows.stop - rows.start, :]                # (..., Tb, T_k) a view of the buffer
+            softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
+            np.matmul(w, vc, out=out[bi][..., rows, :])             # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, lead, serial_chunk(lead, T_q, T_k, q.itemsize, block_bytes))
+    return out
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0, rng=None, bias=None):

@@ -21,14 +21,24 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   linear      attnkit.functional.linear_attention_forward (+ backward), causal, against T.
 Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
 repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
-Each library is timed in its own steady state: before each timed call the benchmark sleeps
---pause seconds (default 0.05) and makes one untimed call of the same function. PyTorch's OpenMP
-threads keep spinning for about 10 ms after each call (8-10 ms of CPU in the next 10 ms of
-sleep, measured here), and on a 2-core machine that took a core from the attnkit call timed
-right after it: back to back, attnkit's T=512 forward measured 77 ms against 52 ms after a pause
-(quiet machine, 15 repeats). The untimed call gives PyTorch its warm, spinning threads back
-(after a pause alone its T=128 forward took 6.7 ms instead of 3.3). attnkit's threads block
-instead of spinning. --pause 0: neither the pause nor the untimed call (plain alternation).
+Each library is timed in its own steady state, as in a loop that calls it again and again: a
+turn is a pause of --pause seconds (default 0.05), --warm untimed calls (default 3), then
+--burst timed calls (default 3), each one a sample of the median. Why:
+  - PyTorch's OpenMP threads keep spinning for about 10 ms after each call (8-10 ms of CPU in
+    the next 10 ms of sleep, measured here), and on a 2-core machine that took a core from the
+    attnkit call timed right after it: back to back, attnkit's T=512 forward measured 77 ms
+    against 52 ms after a pause. The pause lets them go idle.
+  - After a pause, a thread that wakes up is slow for a few milliseconds. On this virtual
+    machine an idle CPU halts at once (cpuidle haltpoll with guest_halt_poll_ns=0) and the
+    scheduler packs woken threads onto one CPU (sched_vcpu_pack): logging the CPU of every
+    chunk of a T=128 forward called after a 50 ms sleep showed attnkit's two threads on one
+    CPU, taking turns, in 6 of 8 calls (6-8 ms instead of 3.8; pinning the pool thread to the
+    other CPU did not help, the woken CPU itself was slow). The untimed calls wake both
+    libraries' threads: PyTorch's spinning threads needed one (after a pause alone its T=128
+    forward took 6.7 ms instead of 3.3), attnkit's blocking threads a few (one untimed call:
+    T=128 forward 7.8 ms; three: 4.1 ms; PyTorch 3.1 and 3.3 ms in the same runs).
+--pause 0: plain alternation, one timed call a turn, nothing untimed. The tiled and linear
+reports, whose calls take a second or more, use one untimed and one timed call a turn.
 
 Peak extra memory, in MiB:
   attnkit  tracemalloc: NumPy reports every array buffer it allocates to tracemalloc, so the
@@ -62,7 +72,7 @@ import tracemalloc
 
 import numpy as np
 
-from attnkit.functional import (attention_backward, attention_forward, flash_attention_backward,
+from attnkit.functional import (attention, attention_backward, attention_forward, flash_attention_backward,
                                 flash_attention_forward, linear_attention_backward,
                                 linear_attention_forward)
 from attnkit.nn import MultiHeadAttention
@@ -88,6 +98,13 @@ def attnkit_attention(T, backward, rng):
         if backward:
             attention_backward(dout, cache)
     return run
+
+
+def attnkit_inference(T, backward, rng):
+    q, k, v = (rng.standard_normal((B, H, T, D_K), dtype=np.float32) for _ in range(3))
+    if backward:
+        raise ValueError("attention() is the forward alone: it has no backward")
+    return lambda: attention(q, k, v)                                # (B, h, T, d_k)
 
 
 def attnkit_mha(T, backward, rng):
@@ -157,17 +174,26 @@ def attnkit_linear(T, backward, rng):
     return run
 
 
-WORKLOADS = {"attention": (attnkit_attention, torch_attention), "MHA": (attnkit_mha, torch_mha)}
+WORKLOADS = {"attention": (attnkit_attention, torch_attention), "inference": (attnkit_inference, torch_attention),
+             "MHA": (attnkit_mha, torch_mha)}
+FORWARD_ONLY = {"inference"}
 
 
 # ----------------------------------------------------------------------------
 # measuring
 
-PAUSE = 0.05             # seconds slept, then one untimed call, before each timed one (--pause; see the docstring)
+PAUSE = 0.05             # seconds slept before each library's turn (--pause; see the docstring)
+WARM = 3                 # untimed calls after the pause (--warm)
+BURST = 3                # timed calls after them, each one a sample (--burst)
 
 
-def time_pair(runs, repeats):
-    """Median wall time in ms of each function in runs, alternating them within every repeat."""
+def time_pair(runs, repeats, warm=None, burst=None):
+    """Median wall time in ms of each function in runs, alternating them within every repeat.
+
+    Each repeat gives each function a turn: the pause, `warm` untimed calls, `burst` timed ones
+    (default WARM and BURST; see the module docstring)."""
+    warm = WARM if warm is None else warm
+    burst = BURST if burst is None else burst
     for run in runs:      # warm-up: first-touch page faults, OpenBLAS thread start-up
         run()
     times = [[] for _ in runs]
@@ -175,10 +201,12 @@ def time_pair(runs, repeats):
         for i, run in enumerate(runs):
             if PAUSE > 0:
                 time.sleep(PAUSE)                                   # the other library's threads go idle
+            for _ in range(warm):
                 run()                                               # untimed: this one's threads warm again
-            t0 = time.perf_counter()
-            run()
-            times[i].append((time.perf_counter() - t0) * 1e3)
+            for _ in range(burst):
+                t0 = time.perf_counter()
+                run()
+                times[i].append((time.perf_counter() - t0) * 1e3)
     return [statistics.median(t) for t in times]
 
 
@@ -225,7 +253,7 @@ def tiled_report(Ts, repeats, use_torch):
                 attnkit_tiled(T, True, rng, causal=True)]
         if use_torch:
             runs.append(torch_attention(T, True, rng))
-        t = time_pair(runs, repeats)
+        t = time_pair(runs, repeats, warm=min(WARM, 1), burst=1)       # calls of a second or more
         line = f"{'':<14} {T:>5} {t[0]:>9.0f} {t[1]:>9.0f} {t[2]:>10.0f}"
         if use_torch:
             line += f" {t[3]:>9.0f}"
@@ -248,7 +276,8 @@ def linear_report(Ts, repeats):
     rows = []
     for T in Ts:
         rng = np.random.default_rng(0)
-        t = time_pair([attnkit_linear(T, False, rng), attnkit_linear(T, True, rng)], repeats)
+        t = time_pair([attnkit_linear(T, False, rng), attnkit_linear(T, True, rng)], repeats,
+                      warm=min(WARM, 1), burst=1)
         rows.append(t)
         print(f"linear causal  T={T:>5}  fwd {t[0]:>8.1f} ms  fwd+bwd {t[1]:>8.1f} ms "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -257,7 +286,7 @@ def linear_report(Ts, repeats):
 
 
 def main():
-    global PAUSE
+    global PAUSE, WARM, BURST
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 128 512 2048)")
     ap.add_argument("--quick", action="store_true", help="T = 128 512 and fewer repeats")
@@ -267,14 +296,19 @@ def main():
     ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
     ap.add_argument("--pause", type=float, default=PAUSE,
-                    help=f"seconds slept, then one untimed call, before each timed call (default {PAUSE}; "
-                         "0 = plain alternation)")
+                    help=f"seconds slept before each library's turn (default {PAUSE}; 0 = plain "
+                         "alternation, one timed call a turn, nothing untimed)")
+    ap.add_argument("--warm", type=int, default=WARM, help=f"untimed calls after the pause (default {WARM})")
+    ap.add_argument("--burst", type=int, default=BURST,
+                    help=f"timed calls a turn, each one a sample of the median (default {BURST})")
     ap.add_argument("--tiled", action="store_true", help="tiled vs naive vs PyTorch (default T = 2048)")
     ap.add_argument("--tiled-memory", action="store_true", help="causal tiled fwd+bwd memory at T = 8192, B = 1")
     ap.add_argument("--linear", action="store_true", help="linear attention against T (default 512 ... 4096)")
     ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    PAUSE = args.pause
+    PAUSE, WARM, BURST = args.pause, args.warm, max(1, args.burst)
+    if PAUSE == 0:
+        WARM, BURST = 0, 1
     if args.threads and torch is not None:
         torch.set_num_threads(args.threads)
     if args._probe:
@@ -286,7 +320,7 @@ def main():
     if args.tiled or args.tiled_memory or args.linear:
         print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32; "
-              f"pause {PAUSE} s")
+              f"pause {PAUSE} s, {WARM} untimed + {BURST} timed calls a turn")
         if args.tiled_memory:
             tiled_memory_report()
         if args.tiled:
@@ -298,7 +332,8 @@ def main():
     print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
           + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), " if use_torch else "PyTorch not used, ")
           + f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32; pause {PAUSE} s")
+          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32; pause {PAUSE} s, "
+          + f"{WARM} untimed + {BURST} timed calls a turn")
     print("times: median ms; mem: peak extra MiB (attnkit: tracemalloc, PyTorch: child-process "
           "peak RSS, an estimate)\n")
     head = f"{'workload':<10} {'pass':<8} {'T':>5} {'attnkit ms':>11}"
@@ -313,7 +348,7 @@ def main():
     for T in Ts:
         repeats = args.repeats or (3 if args.quick or T >= 2048 else 7)
         for kind in kinds:
-            for backward in (False, True):
+            for backward in (False,) if kind in FORWARD_ONLY else (False, True):
                 make_ak, make_pt = WORKLOADS[kind]
                 rng = np.random.default_rng(0)
                 runs = [make_ak(T, backward, rng)]

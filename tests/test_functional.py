@@ -513,3 +513,58 @@ def test_thread_pool_works_after_fork():
         attention_in_forked_child()                         # the parent makes its pool first
         with multiprocessing.get_context("fork").Pool(1) as pool:
             assert pool.apply_async(attention_in_forked_child).get(timeout=120) == 4 * 2 * 3 * 2
+
+
+# ----------------------------------------------------------------------------
+# attention(): the forward alone, for inference, without the (..., T_q, T_k) weights
+
+@pytest.mark.parametrize("name", sorted(CASES))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inference_attention_equals_attention_forward_bit_for_bit(name, threads):
+    from threadpoolctl import threadpool_limits
+    qs, ks, vs, mask = CASES[name]
+    rng = make_rng(62)
+    for dtype in (np.float64, np.float32):
+        q, k, v = randn(rng, *qs, dtype=dtype), randn(rng, *ks, dtype=dtype), randn(rng, *vs, dtype=dtype)
+        bias = randn(rng, q.shape[-2], k.shape[-2])                     # (T_q, T_k), cast like the scores
+        with threadpool_limits(threads):
+            for b in (None, bias):
+                for block_bytes in (None, 1):                           # one block, or one query row a block
+                    want, _ = attention_forward(q, k, v, mask, bias=b, block_bytes=block_bytes)
+                    got = functional.attention(q, k, v, mask, bias=b, block_bytes=block_bytes)
+                    assert got.dtype == dtype and got.shape == want.shape
+                    np.testing.assert_array_equal(got, want)
+    if name == "full_mask":                                             # the zero-output convention
+        assert np.all(got[..., 2, :] == 0) and np.all(np.isfinite(got))
+
+
+def test_inference_attention_keeps_no_weight_tensor():
+    """Peak memory of attention() is the output plus one block buffer per thread, far below the
+    (B, h, T, T) weights that attention_forward keeps."""
+    import tracemalloc
+    from threadpoolctl import threadpool_limits
+    rng = make_rng(63)
+    q, k, v = (randn(rng, 8, 4, 256, 16, dtype=np.float32) for _ in range(3))
+    weights = q.shape[0] * q.shape[1] * 256 * 256 * 4                   # 8 MiB
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            peaks = []
+            for run in (lambda: attention_forward(q, k, v), lambda: functional.attention(q, k, v)):
+                run()
+                tracemalloc.start()
+                run()
+                peaks.append(tracemalloc.get_traced_memory()[1])
+                tracemalloc.stop()
+        assert peaks[0] > weights
+        assert peaks[1] < q.nbytes + threads * weights // 8 + 2 ** 20     # out + a batch element per thread
+
+
+def test_inference_attention_checks_its_inputs():
+    q, k, v = qkv((2, 4, 3), (2, 5, 3), (2, 6, 3))
+    with pytest.raises(ValueError, match=r"same length T_k"):
+        functional.attention(q, k, v)
+    q, k, v = qkv((2, 4, 3), (2, 5, 3), (2, 5, 3))
+    with pytest.raises(ValueError, match="mask"):
+        functional.attention(q, k, v, mask=np.ones((3, 5), dtype=bool))
+    with pytest.raises(ValueError, match="bias"):
+        functional.attention(q, k, v, bias=np.full((4, 5), np.nan))
