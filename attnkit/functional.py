@@ -194,24 +194,40 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
-def run_chunks(fn, lead, serial=None):
+# Threads pay only for enough work. Handing chunks to the pool wakes a pool thread, and every
+# chunk adds hand-offs between the threads; on this machine (a virtual one, whose idle CPUs halt
+# at once) that cost 0.3-1 ms a call. A decoding step of B=8, h=4, one query over 64 keys
+# (d_k=16) took 366 us threaded and 53 us in one thread; a (8, 4, 64, 64, 16) training-sized
+# forward 1,048 us against 463 us; at (32, 4, 64, 64, 16), 34 million floating-point operations,
+# the threads won, 1,293 us against 1,792 us. With B=1, h=8, T=128 split over heads, chunks of
+# one head (4 million operations) took 1.5-2.1 ms a forward, of two heads 0.7-0.9 ms. So each
+# chunk gets at least CHUNK_FLOPS of work, and a call with less than two chunks' worth runs in
+# the calling thread.
+CHUNK_FLOPS = 8e6
+
+
+def run_chunks(fn, lead, serial=None, flops=None):
     """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads.
 
     serial: with one thread, chunks of this many indices run one after another (None: one call
     on the whole axis); smaller pieces stay in cache between the softmax steps.
+    flops: the call's floating-point operations, if known: at most flops / CHUNK_FLOPS chunks, and
+    with fewer than two the call runs in one thread.
     """
     if not lead:
         fn(())
         return
     n = max([lib["num_threads"] for lib in blas_controller().info()] or [1])
     size = lead[0]
-    if n == 1 or size == 1 or threading.current_thread().name.startswith("attnkit-chunks"):
+    count = size if not flops or not CHUNK_FLOPS else min(size, int(flops // CHUNK_FLOPS))   # chunks
+    if n == 1 or count < 2 or threading.current_thread().name.startswith("attnkit-chunks"):
         step = size if serial is None else max(1, serial)           # (a worker never waits on its own pool)
         for i in range(0, size, step):
             fn(slice(i, i + step) if step < size else slice(None))
         return
-    chunks = [slice(i, i + 1) for i in range(size)] if size <= 4 * n else \
-        [slice(i * size // (2 * n), (i + 1) * size // (2 * n)) for i in range(2 * n)]
+    if count > 4 * n:
+        count = 2 * n                                               # a few even chunks per thread
+    chunks = [slice(i * size // count, (i + 1) * size // count) for i in range(count)]
     todo, lock = iter(chunks), threading.Lock()
 
     def drain():                                                    # run chunks until none is left
@@ -247,6 +263,11 @@ def run_chunks(fn, lead, serial=None):
 SERIAL_BYTES = 2 ** 20
 
 
+def attention_flops(lead, T_q, T_k, d_k, d_v):
+    """Floating-point operations of one attention forward's two products, 2 T_q T_k (d_k + d_v) a matrix."""
+    return 2.0 * float(np.prod(lead)) * T_q * T_k * (d_k + d_v)
+
+
 def serial_chunk(lead, T_q, T_k, itemsize, block_bytes):
     """Indices of the first leading axis per chunk for run_chunks's one-thread path (None: all)."""
     if not lead or len(query_blocks(int(np.prod(lead)), T_q, T_k, itemsize, block_bytes)) > 1:
@@ -255,10 +276,25 @@ def serial_chunk(lead, T_q, T_k, itemsize, block_bytes):
 
 
 def batch_part(mask, bi, n_lead):
-    """The part of a broadcastable (..., T_q, T_k) mask that goes with chunk bi of the first axis."""
-    if bi == () or mask.ndim < n_lead + 2 or mask.shape[0] == 1:
-        return mask                                                 # the first axis is broadcast
-    return mask[bi]
+    """The part of a mask (or bias) broadcastable to (*lead, T_q, T_k) that goes with chunk bi.
+
+    bi is a slice of the first leading axis, or (0, slice) for a batch of one split over its
+    second axis (tile_chunks); n_lead = len(lead). Axes the mask lacks or has of size 1 are
+    broadcast and kept whole; the batch of one's axis is dropped.
+    """
+    if bi == ():
+        return mask
+    missing = n_lead + 2 - mask.ndim                                # leading axes broadcast from the left
+    index = [slice(None)] * mask.ndim
+    for axis, part in enumerate(bi if isinstance(bi, tuple) else (bi,)):
+        m_axis = axis - missing                                     # the mask's axis under lead axis `axis`
+        if m_axis < 0:
+            continue                                                # broadcast: the whole mask serves
+        if isinstance(part, int):
+            index[m_axis] = 0                                       # the batch of one (size 1): dropped
+        elif mask.shape[m_axis] != 1:
+            index[m_axis] = part
+    return mask[tuple(index)]
 
 
 def check_qkv(q, k, v):
@@ -342,16 +378,20 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
 
-    def fill(bi):                                                   # one chunk of the first leading axis
-        qc, ktc, vc = q[bi] * q.dtype.type(scale), kt[bi], v[bi]     # scale the small operand
-        mc = None if mask is None else batch_part(mask, bi, len(lead))
-        bc = None if bias is None else batch_part(bias, bi, len(lead))
+    at, split = tile_chunks(lead)                                   # B = 1: split the heads instead
+
+    def fill(bi):                                                   # one chunk of the leading dims
+        i = at(bi)
+        qc, ktc, vc = q[i] * q.dtype.type(scale), kt[i], v[i]       # scale the small operand
+        mc = None if mask is None else batch_part(mask, i, len(lead))
+        bc = None if bias is None else batch_part(bias, i, len(lead))
         for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
-            w = probs[bi][..., rows, :]                             # (..., Tb, T_k) a view, filled in place
+            w = probs[i][..., rows, :]                              # (..., Tb, T_k) a view, filled in place
             softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
             if dropout_p == 0:
-                np.matmul(w, vc, out=out[bi][..., rows, :])         # (..., Tb, d_v) while w is in cache
-    run_chunks(fill, lead, serial_chunk(lead, T_q, T_k, q.itemsize, block_bytes))
+                np.matmul(w, vc, out=out[i][..., rows, :])          # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
+               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
 
     if dropout_p > 0:
         keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
@@ -384,14 +424,17 @@ def attention_backward(dout, cache):
     dk = np.zeros_like(k)                                           # (..., T_k, d_k) sums over blocks
     dv = np.empty_like(v)                                           # (..., T_k, d_v)
 
-    def grads(bi):                                                  # one chunk of the first leading axis
-        wc, pc, doc, qc, kc = w[bi], probs[bi], dout[bi], q[bi], k[bi]
-        np.matmul(np.swapaxes(wc, -1, -2), doc, out=dv[bi])        # (..., T_k, d_v)
-        row = np.sum(doc * out[bi], axis=-1, keepdims=True)         # (..., T_q, 1) = rowsum(dP * P)
-        vt = np.swapaxes(v[bi], -1, -2)                             # (..., d_v, T_k) a view
+    at, split = tile_chunks(lead)                                   # as in the forward
+
+    def grads(bi):                                                  # one chunk of the leading dims
+        i = at(bi)
+        wc, pc, doc, qc, kc = w[i], probs[i], dout[i], q[i], k[i]
+        np.matmul(np.swapaxes(wc, -1, -2), doc, out=dv[i])          # (..., T_k, d_v)
+        row = np.sum(doc * out[i], axis=-1, keepdims=True)          # (..., T_q, 1) = rowsum(dP * P)
+        vt = np.swapaxes(v[i], -1, -2)                              # (..., d_v, T_k) a view
         blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, w.itemsize, cache.get("block_bytes"))
         buf = np.empty((*qc.shape[:-2], blocks[0].stop, T_k), dtype=w.dtype)  # (..., Tb, T_k) reused
-        dkc = dk[bi]                                                # (..., T_k, d_k) a view
+        dkc = dk[i]                                                 # (..., T_k, d_k) a view
         dk_part = np.empty_like(dkc) if len(blocks) > 1 else dkc    # (..., T_k, d_k)
         for rows in blocks:
             ds = buf[..., : rows.stop - rows.start, :]              # (..., Tb, T_k)
@@ -402,14 +445,36 @@ def attention_backward(dout, cache):
             else:                                                   # dropout: P * dP = W * dW
                 ds *= wc[..., rows, :]
                 ds -= pc[..., rows, :] * row[..., rows, :]
-            np.matmul(ds, kc, out=dq[bi][..., rows, :])             # (..., Tb, d_k)
+            np.matmul(ds, kc, out=dq[i][..., rows, :])              # (..., Tb, d_k)
             np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :], out=dk_part)  # (..., T_k, d_k)
             if dk_part is not dkc:
                 dkc += dk_part
-    run_chunks(grads, lead, serial_chunk(lead, T_q, T_k, w.itemsize, cache.get("block_bytes")))
+    run_chunks(grads, split, serial_chunk(split, T_q, T_k, w.itemsize, cache.get("block_bytes")),
+               flops=2 * attention_flops(lead, T_q, T_k, q.shape[-1], v.shape[-1]))
     dq *= dq.dtype.type(scale)
     dk *= dk.dtype.type(scale)
     return dq, dk, dv
+
+
+# attention() keeps each thread's score buffer between calls, up to SCRATCH_BYTES: a freshly
+# allocated buffer is fresh memory, and its first touch costs a page fault per 4 KiB page. On
+# this machine that was most of the gap between attention() with a new buffer per call and the
+# arithmetic alone (B=1, h=8, T=128, one thread: 1.14 ms against 0.62 ms).
+SCRATCH_BYTES = 16 * 2 ** 20
+_scratch = threading.local()
+
+
+def scratch(name, shape, dtype):
+    """This thread's buffer `name` as an array of shape and dtype, reused between calls when it
+    is at most SCRATCH_BYTES (larger ones are made for the call and dropped)."""
+    dtype, size = np.dtype(dtype), int(np.prod(shape))
+    key = f"{name}_{dtype.name}"
+    buf = getattr(_scratch, key, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size, dtype=dtype)
+        if buf.nbytes <= SCRATCH_BYTES:
+            setattr(_scratch, key, buf)
+    return buf[:size].reshape(shape)
 
 
 def attention(q, k, v, mask=None, bias=None, block_bytes=None):
@@ -432,24 +497,23 @@ def attention(q, k, v, mask=None, bias=None, block_bytes=None):
     scale = q.dtype.type(1.0 / np.sqrt(d_k))
     kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
-    buffers = {}                                                    # thread id -> its scores buffer
 
-    def fill(bi):                                                   # one chunk of the first leading axis
-        qc, ktc, vc = q[bi] * scale, kt[bi], v[bi]
-        mc = None if mask is None else batch_part(mask, bi, len(lead))
-        bc = None if bias is None else batch_part(bias, bi, len(lead))
+    at, split = tile_chunks(lead)                                   # B = 1: split the heads instead
+
+    def fill(bi):                                                   # one chunk of the leading dims
+        i = at(bi)
+        qc = np.multiply(q[i], scale, out=scratch("queries", q[i].shape, q.dtype))
+        ktc, vc = kt[i], v[i]
+        mc = None if mask is None else batch_part(mask, i, len(lead))
+        bc = None if bias is None else batch_part(bias, i, len(lead))
         blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes)
-        shape = (*qc.shape[:-2], blocks[0].stop, T_k)               # (..., Tb, T_k) the largest block
-        size = int(np.prod(shape))
-        buf = buffers.get(threading.get_ident())
-        if buf is None or buf.size < size:
-            buf = buffers[threading.get_ident()] = np.empty(size, dtype=q.dtype)
-        wc = buf[:size].reshape(shape)
+        wc = scratch("scores", (*qc.shape[:-2], blocks[0].stop, T_k), q.dtype)   # (..., Tb, T_k) the largest block
         for rows in blocks:
             w = wc[..., : rows.stop - rows.start, :]                # (..., Tb, T_k) a view of the buffer
             softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
-            np.matmul(w, vc, out=out[bi][..., rows, :])             # (..., Tb, d_v) while w is in cache
-    run_chunks(fill, lead, serial_chunk(lead, T_q, T_k, q.itemsize, block_bytes))
+            np.matmul(w, vc, out=out[i][..., rows, :])              # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
+               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
     return out
 
 
@@ -553,7 +617,7 @@ def chunk_slopes(slopes, bi, n_lead):
 
 
 def tile_chunks(lead):
-    """How the tiled kernel splits its leading dims over threads: (index of chunk bi, dims to split).
+    """How the kernels split their leading dims over threads: (index of chunk bi, dims to split).
 
     The first axis, or with one batch element (B = 1, lead (1, h, ...)) the next one, so that a
     single long sequence still runs its heads in parallel.
@@ -643,7 +707,8 @@ def flash_attention_forward(q, k, v, causal=False, key_mask=None, block_q=FLASH_
             np.divide(acc, l, out=oc[..., rows, :], where=seen)               # (..., bq, d_v) zero if unseen
             with np.errstate(divide="ignore"):
                 lc[..., rows] = (m + np.log(l))[..., 0]                       # (..., bq) -inf if unseen
-    run_chunks(fill, split, serial=1)                   # one batch element's tiles at a time: in cache
+    run_chunks(fill, split, serial=1,                   # one batch element's tiles at a time: in cache
+               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
     cache = {"q": q, "k": k, "v": v, "out": out, "lse": lse, "causal": bool(causal),
              "key_mask": key_mask, "block_q": block_q, "block_k": block_k, "scale": scale, "slopes": slopes,
              "tiles": len(tiles), "tiles_total": -(-T_q // block_q) * -(-T_k // block_k)}
@@ -708,7 +773,7 @@ def flash_attention_backward(dout, cache):
                 ds *= p                                                       # dS = P * (dP - D)
                 dqc[..., rows, :] += np.matmul(ds, k_j)                       # (..., bq, d_k)
                 dk_j += np.matmul(np.swapaxes(ds, -1, -2), qc[..., rows, :])  # (..., bk, d_k)
-    run_chunks(grads, split, serial=1)
+    run_chunks(grads, split, serial=1, flops=2 * attention_flops(lead, T_q, T_k, d_k, v.shape[-1]))
     dq *= dt(scale)
     dk *= dt(scale)
     return dq, dk, dv

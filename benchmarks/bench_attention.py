@@ -22,8 +22,9 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
 Times are medians over the repeats, in milliseconds; attnkit and PyTorch alternate within a
 repeat so that load from other processes hits both alike. ratio = attnkit / PyTorch.
 Each library is timed in its own steady state, as in a loop that calls it again and again: a
-turn is a pause of --pause seconds (default 0.05), --warm untimed calls (default 3), then
---burst timed calls (default 3), each one a sample of the median. Why:
+turn is a pause of --pause seconds (default 0.05), untimed calls for --warm-ms milliseconds
+(default 30; at least one call), then --burst timed calls (default 3), each one a sample of
+the median. Why:
   - PyTorch's OpenMP threads keep spinning for about 10 ms after each call (8-10 ms of CPU in
     the next 10 ms of sleep, measured here), and on a 2-core machine that took a core from the
     attnkit call timed right after it: back to back, attnkit's T=512 forward measured 77 ms
@@ -183,16 +184,23 @@ FORWARD_ONLY = {"inference"}
 # measuring
 
 PAUSE = 0.05             # seconds slept before each library's turn (--pause; see the docstring)
-WARM = 3                 # untimed calls after the pause (--warm)
+WARM_MS = 30.0           # untimed calls for this long after the pause, at least one (--warm-ms)
 BURST = 3                # timed calls after them, each one a sample (--burst)
 
 
-def time_pair(runs, repeats, warm=None, burst=None):
+def turn_text():
+    """How each library's turn is timed, for the report's first line."""
+    if PAUSE == 0:
+        return "plain alternation, one timed call a turn"
+    return f"a turn: pause {PAUSE} s, untimed calls for {WARM_MS:.0f} ms, {BURST} timed"
+
+
+def time_pair(runs, repeats, warm_ms=None, burst=None):
     """Median wall time in ms of each function in runs, alternating them within every repeat.
 
-    Each repeat gives each function a turn: the pause, `warm` untimed calls, `burst` timed ones
-    (default WARM and BURST; see the module docstring)."""
-    warm = WARM if warm is None else warm
+    Each repeat gives each function a turn: the pause, untimed calls for warm_ms milliseconds
+    (at least one), `burst` timed ones (default WARM_MS and BURST; see the module docstring)."""
+    warm_ms = WARM_MS if warm_ms is None else warm_ms
     burst = BURST if burst is None else burst
     for run in runs:      # warm-up: first-touch page faults, OpenBLAS thread start-up
         run()
@@ -201,8 +209,11 @@ def time_pair(runs, repeats, warm=None, burst=None):
         for i, run in enumerate(runs):
             if PAUSE > 0:
                 time.sleep(PAUSE)                                   # the other library's threads go idle
-            for _ in range(warm):
+            if PAUSE > 0:
+                t_warm = time.perf_counter()
                 run()                                               # untimed: this one's threads warm again
+                while (time.perf_counter() - t_warm) * 1e3 < warm_ms:
+                    run()
             for _ in range(burst):
                 t0 = time.perf_counter()
                 run()
@@ -253,7 +264,7 @@ def tiled_report(Ts, repeats, use_torch):
                 attnkit_tiled(T, True, rng, causal=True)]
         if use_torch:
             runs.append(torch_attention(T, True, rng))
-        t = time_pair(runs, repeats, warm=min(WARM, 1), burst=1)       # calls of a second or more
+        t = time_pair(runs, repeats, warm_ms=0, burst=1)               # calls of a second or more
         line = f"{'':<14} {T:>5} {t[0]:>9.0f} {t[1]:>9.0f} {t[2]:>10.0f}"
         if use_torch:
             line += f" {t[3]:>9.0f}"
@@ -277,7 +288,7 @@ def linear_report(Ts, repeats):
     for T in Ts:
         rng = np.random.default_rng(0)
         t = time_pair([attnkit_linear(T, False, rng), attnkit_linear(T, True, rng)], repeats,
-                      warm=min(WARM, 1), burst=1)
+                      warm_ms=0, burst=1)
         rows.append(t)
         print(f"linear causal  T={T:>5}  fwd {t[0]:>8.1f} ms  fwd+bwd {t[1]:>8.1f} ms "
               f"(load {os.getloadavg()[0]:.1f})", flush=True)
@@ -286,7 +297,7 @@ def linear_report(Ts, repeats):
 
 
 def main():
-    global PAUSE, WARM, BURST
+    global PAUSE, WARM_MS, BURST
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--T", type=int, nargs="+", help="sequence lengths (default 128 512 2048)")
     ap.add_argument("--quick", action="store_true", help="T = 128 512 and fewer repeats")
@@ -298,7 +309,8 @@ def main():
     ap.add_argument("--pause", type=float, default=PAUSE,
                     help=f"seconds slept before each library's turn (default {PAUSE}; 0 = plain "
                          "alternation, one timed call a turn, nothing untimed)")
-    ap.add_argument("--warm", type=int, default=WARM, help=f"untimed calls after the pause (default {WARM})")
+    ap.add_argument("--warm-ms", type=float, default=WARM_MS,
+                    help=f"untimed calls for this many ms after the pause, at least one (default {WARM_MS:.0f})")
     ap.add_argument("--burst", type=int, default=BURST,
                     help=f"timed calls a turn, each one a sample of the median (default {BURST})")
     ap.add_argument("--tiled", action="store_true", help="tiled vs naive vs PyTorch (default T = 2048)")
@@ -306,9 +318,9 @@ def main():
     ap.add_argument("--linear", action="store_true", help="linear attention against T (default 512 ... 4096)")
     ap.add_argument("--_probe", nargs=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    PAUSE, WARM, BURST = args.pause, args.warm, max(1, args.burst)
+    PAUSE, WARM_MS, BURST = args.pause, args.warm_ms, max(1, args.burst)
     if PAUSE == 0:
-        WARM, BURST = 0, 1
+        BURST = 1
     if args.threads and torch is not None:
         torch.set_num_threads(args.threads)
     if args._probe:
@@ -320,7 +332,7 @@ def main():
     if args.tiled or args.tiled_memory or args.linear:
         print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32; "
-              f"pause {PAUSE} s, {WARM} untimed + {BURST} timed calls a turn")
+              f"{turn_text()}")
         if args.tiled_memory:
             tiled_memory_report()
         if args.tiled:
@@ -332,8 +344,8 @@ def main():
     print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
           + (f"torch {torch.__version__} ({torch.get_num_threads()} threads), " if use_torch else "PyTorch not used, ")
           + f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; "
-          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32; pause {PAUSE} s, "
-          + f"{WARM} untimed + {BURST} timed calls a turn")
+          + f"B={B}, h={H}, d_k={D_K}, d_model={D_MODEL}, float32; "
+          + turn_text())
     print("times: median ms; mem: peak extra MiB (attnkit: tracemalloc, PyTorch: child-process "
           "peak RSS, an estimate)\n")
     head = f"{'workload':<10} {'pass':<8} {'T':>5} {'attnkit ms':>11}"

@@ -207,6 +207,7 @@ def test_threaded_chunks_equal_one_thread(monkeypatch):
     pools = []
     real_pool = functional.chunk_pool
     monkeypatch.setattr(functional, "chunk_pool", lambda n: pools.append(n) or real_pool(n))
+    monkeypatch.setattr(functional, "CHUNK_FLOPS", 0)           # thread even these small cases
     q, k, v, dout, key_mask = problem(37, 45, lead=(5, 3))
     cases = [((q, k, v, dout), {}),
              ((q, k, v, dout), {"causal": True, "key_mask": key_mask}),

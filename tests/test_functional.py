@@ -116,6 +116,10 @@ CASES = {
     "cross_padding": ((2, 2, 3, 4), (2, 2, 5, 4), (2, 2, 5, 3), padding_mask([5, 3], 5)),
     "full_mask": ((2, 2, 4, 3), (2, 2, 4, 3), (2, 2, 4, 3),
                   np.broadcast_to(np.array([True, True, False, True])[:, None], (4, 4)) & causal_mask(4)),
+    # one sequence (B = 1): threads split its heads; a padding mask, and a mask per head
+    "one_sequence": ((1, 3, 5, 4), (1, 3, 6, 4), (1, 3, 6, 2), padding_mask([4], 6)),
+    "one_sequence_per_head": ((1, 3, 4, 3), (1, 3, 4, 3), (1, 3, 4, 3),
+                              np.stack([causal_mask(4), causal_mask(4).T, np.eye(4, dtype=bool)])),
 }
 
 
@@ -454,13 +458,15 @@ def test_attention_arithmetic_is_pinned_bit_for_bit(dtype, threads):
         np.testing.assert_array_equal(g, want)
 
 
-@pytest.mark.parametrize("name", ["batch_heads", "padding", "cross_padding", "full_mask"])
+@pytest.mark.parametrize("name", ["batch_heads", "padding", "cross_padding", "full_mask", "one_sequence",
+                                  "one_sequence_per_head"])
 @pytest.mark.parametrize("dropout_p", [0.0, 0.3])
 def test_threaded_chunks_equal_one_thread(name, dropout_p, monkeypatch):
     from threadpoolctl import threadpool_limits
     pools = []
     real_pool = functional.chunk_pool
     monkeypatch.setattr(functional, "chunk_pool", lambda n: pools.append(n) or real_pool(n))
+    monkeypatch.setattr(functional, "CHUNK_FLOPS", 0)           # thread even these small cases
     qs, ks, vs, mask = CASES[name]
     rng = make_rng(61)
     for dtype in (np.float64, np.float32):
@@ -476,6 +482,35 @@ def test_threaded_chunks_equal_one_thread(name, dropout_p, monkeypatch):
             assert two.dtype == dtype
             np.testing.assert_array_equal(two, one)
     assert len(pools) == 2 * 2                  # both 2-thread forwards and backwards used the pool
+
+
+def test_small_calls_stay_in_the_calling_thread(monkeypatch):
+    """With less than two chunks' worth of work (2 CHUNK_FLOPS) attention runs without the pool
+    (waking it costs more than the work); with more, and 2 BLAS threads, it uses the pool, in
+    chunks of at least CHUNK_FLOPS; the numbers are the same."""
+    from threadpoolctl import threadpool_limits
+    pools, sizes = [], []
+    real_pool = functional.chunk_pool
+    monkeypatch.setattr(functional, "chunk_pool", lambda n: pools.append(n) or real_pool(n))
+    rng = make_rng(64)
+    q, k, v, dout = (randn(rng, 4, 2, 16, 8, dtype=np.float32) for _ in range(4))
+    flops = functional.attention_flops([4, 2], 16, 16, 8, 8)
+    assert flops == 2 * 8 * 16 * 16 * 16 < 2 * functional.CHUNK_FLOPS
+    results = []
+    with threadpool_limits(2):
+        for chunk_flops in (functional.CHUNK_FLOPS, 0):
+            monkeypatch.setattr(functional, "CHUNK_FLOPS", chunk_flops)
+            out, cache = attention_forward(q, k, v)
+            results.append((out, functional.attention(q, k, v), *attention_backward(dout, cache)))
+            assert len(pools) == (0 if chunk_flops else 3)              # forward, attention(), backward
+        for chunk_flops, want in ((flops / 4, [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]),
+                                  (flops / 2, [slice(0, 2), slice(2, 4)]), (flops / 1.5, None)):
+            monkeypatch.setattr(functional, "CHUNK_FLOPS", chunk_flops)
+            seen = []
+            functional.run_chunks(seen.append, [4, 2], flops=flops)
+            assert seen == (want or [slice(None)])                      # None: one call, one thread
+    for small, threaded in zip(*results):
+        np.testing.assert_array_equal(small, threaded)
 
 
 def test_run_chunks_covers_every_index_once_and_reraises():
@@ -520,8 +555,9 @@ def test_thread_pool_works_after_fork():
 
 @pytest.mark.parametrize("name", sorted(CASES))
 @pytest.mark.parametrize("threads", [1, 2])
-def test_inference_attention_equals_attention_forward_bit_for_bit(name, threads):
+def test_inference_attention_equals_attention_forward_bit_for_bit(name, threads, monkeypatch):
     from threadpoolctl import threadpool_limits
+    monkeypatch.setattr(functional, "CHUNK_FLOPS", 0)           # the threaded path too
     qs, ks, vs, mask = CASES[name]
     rng = make_rng(62)
     for dtype in (np.float64, np.float32):
@@ -568,3 +604,19 @@ def test_inference_attention_checks_its_inputs():
         functional.attention(q, k, v, mask=np.ones((3, 5), dtype=bool))
     with pytest.raises(ValueError, match="bias"):
         functional.attention(q, k, v, bias=np.full((4, 5), np.nan))
+
+
+def test_scratch_buffers_are_per_thread_reused_and_bounded(monkeypatch):
+    import threading
+    a = functional.scratch("test", (4, 8), np.float32)
+    b = functional.scratch("test", (2, 8), np.float32)                  # smaller: the same memory
+    assert a.shape == (4, 8) and b.shape == (2, 8) and np.shares_memory(a, b)
+    assert not np.shares_memory(a, functional.scratch("test", (4, 8), np.float64))   # per dtype
+    other = []
+    t = threading.Thread(target=lambda: other.append(functional.scratch("test", (4, 8), np.float32)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(a, other[0])                            # per thread
+    monkeypatch.setattr(functional, "SCRATCH_BYTES", 64)
+    c = functional.scratch("test_big", (100,), np.float32)              # 400 bytes: not kept
+    assert not np.shares_memory(c, functional.scratch("test_big", (100,), np.float32))
