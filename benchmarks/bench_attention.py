@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_attention.py --quick      # T = 128, 512, fewer repeats
     .venv/bin/python benchmarks/bench_attention.py --T 512 --repeats 9
     .venv/bin/python benchmarks/bench_attention.py --threads 1   # 1 BLAS and 1 PyTorch thread
+    .venv/bin/python benchmarks/bench_attention.py --only attention inference   # some workloads
     .venv/bin/python benchmarks/bench_attention.py --tiled       # tiled vs naive vs PyTorch, T = 2048
     .venv/bin/python benchmarks/bench_attention.py --tiled-memory   # causal tiled fwd+bwd, T = 8192, B = 1
     .venv/bin/python benchmarks/bench_attention.py --linear      # linear attention against T
@@ -12,7 +13,10 @@ What is measured (B=8, h=8, d_k=64, so d_model = h * d_k = 512):
   attention   attnkit.functional.attention_forward (fwd) and attention_forward +
               attention_backward (fwd+bwd) on q, k, v of shape (B, h, T, d_k), no mask;
               PyTorch: torch.nn.functional.scaled_dot_product_attention, with
-              requires_grad=True and out.backward(dout) for fwd+bwd.
+              requires_grad=True and out.backward(dout) for fwd+bwd, under torch.no_grad()
+              for fwd. attention_forward keeps the (B, h, T, T) weights for the backward.
+  inference   attnkit.functional.attention (the forward alone: the same output, bit for bit,
+              without keeping the weights), against the same PyTorch call under no_grad.
   MHA         attnkit.nn.MultiHeadAttention(512, 8) self-attention on x (B, T, 512) in eval
               mode; PyTorch: torch.nn.MultiheadAttention(512, 8, batch_first=True) with
               need_weights=False (it then uses the fused kernel).
@@ -188,10 +192,12 @@ WARM_MS = 30.0           # untimed calls for this long after the pause, at least
 BURST = 3                # timed calls after them, each one a sample (--burst)
 
 
-def turn_text():
+def turn_text(long_calls=False):
     """How each library's turn is timed, for the report's first line."""
     if PAUSE == 0:
         return "plain alternation, one timed call a turn"
+    if long_calls:
+        return f"a turn: pause {PAUSE} s, one untimed call, one timed"
     return f"a turn: pause {PAUSE} s, untimed calls for {WARM_MS:.0f} ms, {BURST} timed"
 
 
@@ -238,13 +244,33 @@ def current_rss_bytes():
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def peak_rss_bytes():
+    """The process's peak resident memory (VmHWM) in bytes, or ru_maxrss where there is no /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # kB on Linux
+
+
 def rss_probe(kind, T, backward):
-    """Child-process entry point: print the peak RSS increase of one PyTorch call in bytes."""
+    """Child-process entry point: print the peak RSS increase of one PyTorch call in bytes.
+
+    The peak is reset to the current resident memory first (writing 5 to /proc/self/clear_refs,
+    Linux): otherwise a peak reached earlier, while PyTorch was imported, could hide the call's
+    (the same call measured 20 and 81 MiB in one run)."""
     run = WORKLOADS[kind][1](T, backward, np.random.default_rng(0))
     before = current_rss_bytes()
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
     run()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024   # kB on Linux
-    print(max(peak - before, 0))
+    print(max(peak_rss_bytes() - before, 0))
 
 
 def torch_peak_mib(kind, T, backward):
@@ -304,7 +330,7 @@ def main():
     ap.add_argument("--repeats", type=int, help="timed repeats per measurement (default 7, 3 at T >= 2048)")
     ap.add_argument("--no-torch", action="store_true", help="skip PyTorch even when it is installed")
     ap.add_argument("--no-memory", action="store_true", help="skip the memory measurements")
-    ap.add_argument("--only", choices=sorted(WORKLOADS), help="run one workload")
+    ap.add_argument("--only", choices=sorted(WORKLOADS), nargs="+", help="run these workloads only")
     ap.add_argument("--threads", type=int, help="BLAS and PyTorch threads (default: the libraries' own)")
     ap.add_argument("--pause", type=float, default=PAUSE,
                     help=f"seconds slept before each library's turn (default {PAUSE}; 0 = plain "
@@ -332,7 +358,7 @@ def main():
     if args.tiled or args.tiled_memory or args.linear:
         print(f"numpy {np.__version__} (OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}), "
               f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}; h={H}, d_k={D_K}, float32; "
-              f"{turn_text()}")
+              f"{turn_text(long_calls=True)}")
         if args.tiled_memory:
             tiled_memory_report()
         if args.tiled:
@@ -356,7 +382,7 @@ def main():
         head += f" {'torch MiB':>10}"
     head += f" {'scores MiB':>11}"
     print(head)
-    kinds = [args.only] if args.only else list(WORKLOADS)
+    kinds = [kind for kind in WORKLOADS if kind in args.only] if args.only else list(WORKLOADS)
     for T in Ts:
         repeats = args.repeats or (3 if args.quick or T >= 2048 else 7)
         for kind in kinds:
