@@ -487,7 +487,8 @@ def test_threaded_chunks_equal_one_thread(name, dropout_p, monkeypatch):
 def test_small_calls_stay_in_the_calling_thread(monkeypatch):
     """With less than two chunks' worth of work (2 CHUNK_FLOPS) attention runs without the pool
     (waking it costs more than the work); with more, and 2 BLAS threads, it uses the pool, in
-    chunks of at least CHUNK_FLOPS; the numbers are the same."""
+    chunks of at least CHUNK_FLOPS, and at least two of up to BIG_CHUNK_FLOPS; the numbers are
+    the same."""
     from threadpoolctl import threadpool_limits
     pools, sizes = [], []
     real_pool = functional.chunk_pool
@@ -503,9 +504,12 @@ def test_small_calls_stay_in_the_calling_thread(monkeypatch):
             out, cache = attention_forward(q, k, v)
             results.append((out, functional.attention(q, k, v), *attention_backward(dout, cache)))
             assert len(pools) == (0 if chunk_flops else 3)              # forward, attention(), backward
-        for chunk_flops, want in ((flops / 4, [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)]),
-                                  (flops / 2, [slice(0, 2), slice(2, 4)]), (flops / 1.5, None)):
+        four, two = [slice(0, 1), slice(1, 2), slice(2, 3), slice(3, 4)], [slice(0, 2), slice(2, 4)]
+        for chunk_flops, big, want in ((flops / 4, 0, four), (flops / 2, 0, two), (flops / 1.5, 0, None),
+                                       (flops / 4, flops / 4, four), (flops / 4, flops / 2, two),
+                                       (flops / 4, flops, two), (flops / 1.5, flops, None)):
             monkeypatch.setattr(functional, "CHUNK_FLOPS", chunk_flops)
+            monkeypatch.setattr(functional, "BIG_CHUNK_FLOPS", big)
             seen = []
             functional.run_chunks(seen.append, [4, 2], flops=flops)
             assert seen == (want or [slice(None)])                      # None: one call, one thread
