@@ -346,6 +346,38 @@ def softmax_scores(qb, ktc, mc, bc, rows, w):
     w *= np.reciprocal(s)                                           # (..., Tb, T_k) weights; one divide a row
 
 
+def fill_attention(q, k, v, mask, bias, block_bytes, probs, out):
+    """The loop that attention_forward and attention share, over chunks of the leading dims
+    (run_chunks) and blocks of query rows (query_blocks), on checked inputs.
+
+    probs: the (..., T_q, T_k) array to fill with the weights, or None to compute each block's
+    in this thread's scratch buffer (kept between calls); out: the (..., T_q, d_v) array to
+    fill with the weights times v, or None (attention dropout multiplies afterwards).
+    """
+    *lead, T_q, d_k = q.shape
+    T_k, d_v = k.shape[-2], v.shape[-1]
+    scale = q.dtype.type(1.0 / np.sqrt(d_k))
+    kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
+    at, split = tile_chunks(lead)                                   # B = 1: split the heads instead
+
+    def fill(bi):                                                   # one chunk of the leading dims
+        i = at(bi)
+        qc = np.multiply(q[i], scale, out=scratch("queries", q[i].shape, q.dtype))  # the small operand
+        ktc, vc = kt[i], v[i]
+        mc = None if mask is None else batch_part(mask, i, len(lead))
+        bc = None if bias is None else batch_part(bias, i, len(lead))
+        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes)
+        if probs is None:
+            wc = scratch("scores", (*qc.shape[:-2], blocks[0].stop, T_k), q.dtype)  # (..., Tb, T_k) reused
+        for rows in blocks:
+            w = wc[..., : rows.stop - rows.start, :] if probs is None else probs[i][..., rows, :]
+            softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)  # (..., Tb, T_k) in place
+            if out is not None:
+                np.matmul(w, vc, out=out[i][..., rows, :])          # (..., Tb, d_v) while w is in cache
+    run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
+               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
+
+
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None, bias=None):
     """Scaled dot-product attention, softmax(q k^T / sqrt(d_k)) v, keeping a cache for the backward.
 
@@ -379,25 +411,10 @@ def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=N
     if bias is not None:
         bias = check_bias(bias, (*lead, T_q, T_k), q.dtype)
     scale = 1.0 / np.sqrt(d_k)
-    kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
-
     probs = np.empty((*lead, T_q, T_k), dtype=q.dtype)              # (..., T_q, T_k) the one big array
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
 
-    at, split = tile_chunks(lead)                                   # B = 1: split the heads instead
-
-    def fill(bi):                                                   # one chunk of the leading dims
-        i = at(bi)
-        qc, ktc, vc = q[i] * q.dtype.type(scale), kt[i], v[i]       # scale the small operand
-        mc = None if mask is None else batch_part(mask, i, len(lead))
-        bc = None if bias is None else batch_part(bias, i, len(lead))
-        for rows in query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes):
-            w = probs[i][..., rows, :]                              # (..., Tb, T_k) a view, filled in place
-            softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
-            if dropout_p == 0:
-                np.matmul(w, vc, out=out[i][..., rows, :])          # (..., Tb, d_v) while w is in cache
-    run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
-               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
+    fill_attention(q, k, v, mask, bias, block_bytes, probs, None if dropout_p > 0 else out)
 
     if dropout_p > 0:
         keep = rng.random(probs.shape, dtype=np.float32) >= dropout_p   # (..., T_q, T_k) bool
@@ -500,26 +517,8 @@ def attention(q, k, v, mask=None, bias=None, block_bytes=None):
         mask = check_mask(mask, (*lead, T_q, T_k))
     if bias is not None:
         bias = check_bias(bias, (*lead, T_q, T_k), q.dtype)
-    scale = q.dtype.type(1.0 / np.sqrt(d_k))
-    kt = np.swapaxes(k, -1, -2)                                     # (..., d_k, T_k) a view
     out = np.empty((*lead, T_q, d_v), dtype=q.dtype)                # (..., T_q, d_v)
-
-    at, split = tile_chunks(lead)                                   # B = 1: split the heads instead
-
-    def fill(bi):                                                   # one chunk of the leading dims
-        i = at(bi)
-        qc = np.multiply(q[i], scale, out=scratch("queries", q[i].shape, q.dtype))
-        ktc, vc = kt[i], v[i]
-        mc = None if mask is None else batch_part(mask, i, len(lead))
-        bc = None if bias is None else batch_part(bias, i, len(lead))
-        blocks = query_blocks(int(np.prod(qc.shape[:-2])), T_q, T_k, q.itemsize, block_bytes)
-        wc = scratch("scores", (*qc.shape[:-2], blocks[0].stop, T_k), q.dtype)   # (..., Tb, T_k) the largest block
-        for rows in blocks:
-            w = wc[..., : rows.stop - rows.start, :]                # (..., Tb, T_k) a view of the buffer
-            softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)
-            np.matmul(w, vc, out=out[i][..., rows, :])              # (..., Tb, d_v) while w is in cache
-    run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
-               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
+    fill_attention(q, k, v, mask, bias, block_bytes, None, out)
     return out
 
 
