@@ -208,15 +208,19 @@ if hasattr(os, "register_at_fork"):
 # and calls of 34-270 million operations were as fast or faster.
 CHUNK_FLOPS = 8e6
 BIG_CHUNK_FLOPS = 128e6
+# Larger chunks also mean larger buffers: a chunk's scores are one array (attention() keeps one
+# per thread), so the forward's chunks hold at most CHUNK_BYTES of them (at least one index).
+CHUNK_BYTES = 2 * 2 ** 20
 
 
-def run_chunks(fn, lead, serial=None, flops=None):
+def run_chunks(fn, lead, serial=None, flops=None, most=None):
     """Call fn(index) for chunks of the first leading axis, in parallel when BLAS has threads.
 
     serial: with one thread, chunks of this many indices run one after another (None: one call
     on the whole axis); smaller pieces stay in cache between the softmax steps.
     flops: the call's floating-point operations, if known: at most flops / CHUNK_FLOPS chunks (with
     fewer than two the call runs in one thread), and no more than two or flops / BIG_CHUNK_FLOPS.
+    most: with threads, at most this many indices a chunk (what a chunk's buffers may hold).
     """
     if not lead:
         fn(())
@@ -233,6 +237,8 @@ def run_chunks(fn, lead, serial=None, flops=None):
         return
     if count > 4 * n:
         count = 2 * n                                               # a few even chunks per thread
+    if most:
+        count = max(count, -(-size // most))                        # chunks of at most `most` indices
     chunks = [slice(i * size // count, (i + 1) * size // count) for i in range(count)]
     todo, lock = iter(chunks), threading.Lock()
 
@@ -374,8 +380,9 @@ def fill_attention(q, k, v, mask, bias, block_bytes, probs, out):
             softmax_scores(qc[..., rows, :], ktc, mc, bc, rows, w)  # (..., Tb, T_k) in place
             if out is not None:
                 np.matmul(w, vc, out=out[i][..., rows, :])          # (..., Tb, d_v) while w is in cache
+    per_index = int(np.prod(split[1:])) * T_q * T_k * q.itemsize   # scores bytes of one index of split
     run_chunks(fill, split, serial_chunk(split, T_q, T_k, q.itemsize, block_bytes),
-               flops=attention_flops(lead, T_q, T_k, d_k, d_v))
+               flops=attention_flops(lead, T_q, T_k, d_k, d_v), most=max(1, CHUNK_BYTES // max(1, per_index)))
 
 
 def attention_forward(q, k, v, mask=None, dropout_p=0.0, rng=None, block_bytes=None, bias=None):
@@ -505,9 +512,9 @@ def attention(q, k, v, mask=None, bias=None, block_bytes=None):
 
     Shapes, mask and bias as in attention_forward; returns out (..., T_q, d_v), equal bit for
     bit to attention_forward's (no dropout). Nothing is kept for a backward, so no
-    (..., T_q, T_k) array is made: each thread computes its chunks' weights in one buffer of a
-    query block's size (one batch element's (h, T_q, T_k) up to BLOCK_BYTES), reused while it
-    is still in cache, instead of writing the whole weight tensor to fresh memory. This is what
+    (..., T_q, T_k) array is made: each thread computes its chunks' weights in one buffer (a
+    chunk of the batch: one batch element's (h, T_q, T_k), or a few up to CHUNK_BYTES), kept
+    between calls, instead of writing the whole weight tensor to fresh memory. This is what
     PyTorch does under torch.no_grad(); use attention_forward when you need the weights.
     """
     q, k, v = check_qkv(q, k, v)

@@ -513,6 +513,11 @@ def test_small_calls_stay_in_the_calling_thread(monkeypatch):
             seen = []
             functional.run_chunks(seen.append, [4, 2], flops=flops)
             assert seen == (want or [slice(None)])                      # None: one call, one thread
+        monkeypatch.setattr(functional, "CHUNK_FLOPS", flops / 4)
+        monkeypatch.setattr(functional, "BIG_CHUNK_FLOPS", flops)      # alone: two chunks of two
+        seen = []
+        functional.run_chunks(seen.append, [4, 2], flops=flops, most=1)   # buffers of one index at most
+        assert seen == four
     for small, threaded in zip(*results):
         np.testing.assert_array_equal(small, threaded)
 
