@@ -87,6 +87,8 @@ book: $(STAMP) $(MATHJAX)
 # the HTML check, and two chapters run in headless Chromium from that site, offline.
 test: install
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadscope tests notebooks
+	@# chapter 19 measures memory, which depends on how many threads attnkit's attention uses
+	OPENBLAS_NUM_THREADS=2 $(BIN)/python -m pytest -q notebooks/19_tiled_attention.ipynb
 	$(BIN)/python tests/robustness.py --jobs $(JOBS) --shift 1 $(TRAINED_NOTEBOOKS)
 	$(MAKE) -j2 --output-sync=target lite launch-test
 	$(MAKE) html-check
